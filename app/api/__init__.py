@@ -1,0 +1,1 @@
+"""The HTTP edge: thin handlers that authenticate, parse, call one service, render."""

@@ -1,0 +1,58 @@
+"""Annotated dependencies: the services, the authenticated person, role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.db import unit_of_work
+from app.errors import Forbidden, Unauthorized
+from app.models import User
+from app.services import Services
+from app.users import Role, user_for_token
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def current_user(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized("a bearer token is required")
+    with unit_of_work(services.sessions) as session:
+        user = user_for_token(session, credentials.credentials)
+    if user is None:
+        raise Unauthorized("the token is not valid or has been revoked")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require(*roles: Role) -> Callable[[User], User]:
+    allowed = {str(r) for r in roles}
+
+    def check(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            raise Forbidden(f"this needs one of the roles: {', '.join(sorted(allowed))}")
+        return user
+
+    return check
+
+
+AnyRole = CurrentUser
+# Call routes: an agent (their own calls only, checked by the service) or supervisor+.
+CallActor = Annotated[User, Depends(require(Role.AGENT, Role.SUPERVISOR, Role.ADMIN))]
+GovernancePlus = Annotated[User, Depends(require(Role.GOVERNANCE, Role.ADMIN))]

@@ -1,0 +1,66 @@
+"""The people's API: read routes of the foundation (policy, calls, recordings, audit)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from app import audit
+from app.api.deps import AnyRole, CallActor, GovernancePlus, ServicesDep
+from app.calls import views
+from app.db import unit_of_work
+from app.errors import Unavailable
+from app.policy_store import active_policy
+
+router = APIRouter(prefix="/api/v1", tags=["people"])
+
+Sid = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
+
+
+@router.get("/policy")
+def get_policy(_user: AnyRole, services: ServicesDep) -> dict[str, Any]:
+    with unit_of_work(services.sessions) as session:
+        active = active_policy(session)
+    if active is None:
+        raise Unavailable("no valid policy is active: calls are handled by the fail-safe")
+    return {"version": active.version, **active.policy.to_public_dict()}
+
+
+@router.get("/calls")
+def list_calls(
+    user: CallActor, services: ServicesDep, active: bool | None = None
+) -> dict[str, Any]:
+    with unit_of_work(services.sessions) as session:
+        calls = views.calls_for(session, user, active)
+        return {"items": [views.call_object(c) for c in calls]}
+
+
+@router.get("/calls/{call_sid}")
+def get_call(call_sid: Sid, user: CallActor, services: ServicesDep) -> dict[str, Any]:
+    with unit_of_work(services.sessions) as session:
+        return views.call_object(views.call_for(session, user, call_sid))
+
+
+@router.get("/recordings/{recording_sid}")
+def get_recording(
+    recording_sid: Sid, _user: GovernancePlus, services: ServicesDep
+) -> dict[str, Any]:
+    with unit_of_work(services.sessions) as session:
+        return views.recording_object(views.recording_by_sid(session, recording_sid))
+
+
+@router.get("/audit")
+def list_audit(
+    _user: GovernancePlus,
+    services: ServicesDep,
+    call_sid: str | None = None,
+    recording_sid: str | None = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+) -> dict[str, Any]:
+    with unit_of_work(services.sessions) as session:
+        events = audit.events_for(
+            session, call_sid=call_sid, recording_sid=recording_sid, after=after, limit=limit
+        )
+        return {"items": [views.event_object(e) for e in events]}

@@ -1,0 +1,50 @@
+"""The simulated platform's own routes (only with CALLGUARD_PROVIDER=simulator): the
+caller hangs up, and a look at a call. Signed like webhooks, with the same token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from app import audit
+from app.api.deps import ServicesDep
+from app.api.webhooks import Form
+from app.calls import views
+from app.calls.store import find_call, recordings_of
+from app.db import unit_of_work
+from app.providers.simulator import SimulatorProvider
+from app.simulated_platform import call_completed
+
+router = APIRouter(prefix="/simulator", tags=["simulator"])
+
+
+def _simulator(services: ServicesDep) -> SimulatorProvider:
+    assert isinstance(services.provider, SimulatorProvider)
+    return services.provider
+
+
+@router.post("/calls/{call_sid}/hangup")
+def hangup(call_sid: str, _form: Form, services: ServicesDep) -> dict[str, Any]:
+    provider = _simulator(services)
+    provider.hangup(call_sid)
+    provider.outbox.put(
+        call_completed(
+            provider.account_sid,
+            call_sid,
+            f"{services.settings.public_base_url}/webhooks/twilio/call-status",
+            sequence=provider.next_sequence(call_sid),
+        )
+    )
+    return {"call_sid": call_sid, "status": "completed"}
+
+
+@router.post("/calls/{call_sid}/inspect")
+def inspect(call_sid: str, _form: Form, services: ServicesDep) -> dict[str, Any]:
+    with unit_of_work(services.sessions) as session:
+        call = find_call(session, call_sid)
+        return {
+            "call": views.call_object(call) if call else None,
+            "recordings": [views.recording_object(r) for r in recordings_of(session, call_sid)],
+            "events": [views.event_object(e) for e in audit.events_for(session, call_sid=call_sid)],
+        }

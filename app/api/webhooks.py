@@ -1,0 +1,72 @@
+"""Twilio's webhooks. Every one is signature-checked before anything is read or stored."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.datastructures import ImmutableMultiDict
+from twilio.request_validator import RequestValidator
+
+from app.api.deps import ServicesDep
+from app.calls.platform import Reply
+from app.errors import Forbidden
+
+router = APIRouter(prefix="/webhooks/twilio", tags=["platform webhooks"])
+
+TWIML = "application/xml"
+
+
+async def signed_form(request: Request, services: ServicesDep) -> ImmutableMultiDict[str, str]:
+    """The form, once its X-Twilio-Signature is right for the public URL the platform
+    called: CALLGUARD_PUBLIC_BASE_URL + path + raw query, so it holds behind a TLS
+    proxy and on non-default ports."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    form = ImmutableMultiDict(parse_qsl(body, keep_blank_values=True))
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    url = services.settings.public_base_url + request.url.path + (f"?{query}" if query else "")
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature or not RequestValidator(services.webhook_token).validate(
+        url, form, signature
+    ):
+        raise Forbidden("bad or missing X-Twilio-Signature")
+    return form
+
+
+Form = Annotated[ImmutableMultiDict[str, str], Depends(signed_form)]
+
+
+def _token(request: Request) -> str | None:
+    return request.headers.get("I-Twilio-Idempotency-Token") or None
+
+
+def _render(reply: Reply) -> Response:
+    if reply.twiml is None:
+        return Response(status_code=204)
+    return Response(reply.twiml, media_type=TWIML)
+
+
+@router.post("/voice")
+def voice(request: Request, form: Form, services: ServicesDep) -> Response:
+    return _render(services.platform.voice(form, _token(request)))
+
+
+@router.post("/ivr")
+def ivr(
+    request: Request,
+    form: Form,
+    services: ServicesDep,
+    step: Annotated[int, Query(ge=1, le=1000)] = 1,
+) -> Response:
+    return _render(services.platform.ivr(form, step, _token(request)))
+
+
+@router.post("/call-status")
+def call_status(request: Request, form: Form, services: ServicesDep) -> Response:
+    return _render(services.platform.call_status(form, _token(request)))
+
+
+@router.post("/recording-status")
+def recording_status(request: Request, form: Form, services: ServicesDep) -> Response:
+    return _render(services.platform.recording_status(form, _token(request)))

@@ -1,0 +1,88 @@
+"""Appending and reading audit events. Events name calls by sid, never by phone number."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import AuditEvent, utcnow
+
+
+class EventType(StrEnum):
+    CALL_STARTED = "call.started"
+    CALL_STATUS = "call.status"
+    CALL_STATUS_IGNORED = "call.status_ignored"
+    CALL_ENDED = "call.ended"
+    CALL_ROUTED = "call.routed"
+    CALL_QUEUED = "call.queued"
+    OPT_OUT_REQUESTED = "opt_out.requested"
+    DECISION = "decision"
+    RECORDING_START_REQUESTED = "recording.start_requested"
+    RECORDING_STARTED = "recording.started"
+    RECORDING_START_FAILED = "recording.start_failed"
+    RECORDING_PAUSE_REQUESTED = "recording.pause_requested"
+    RECORDING_PAUSED = "recording.paused"
+    RECORDING_PAUSE_FAILED = "recording.pause_failed"
+    RECORDING_RESUME_REQUESTED = "recording.resume_requested"
+    RECORDING_RESUMED = "recording.resumed"
+    RECORDING_RESUME_FAILED = "recording.resume_failed"
+    RECORDING_STOP_REQUESTED = "recording.stop_requested"
+    RECORDING_STOPPED = "recording.stopped"
+    RECORDING_STOP_FAILED = "recording.stop_failed"
+    RECORDING_STATUS = "recording.status"
+    RECORDING_STATUS_IGNORED = "recording.status_ignored"
+    RECORDING_COMPLETED = "recording.completed"
+    POLICY_ACTIVATED = "policy.activated"
+    USER_ADDED = "user.added"
+    USER_DISABLED = "user.disabled"
+
+
+def append(
+    session: Session,
+    type_: EventType,
+    *,
+    actor: str,
+    call_sid: str | None = None,
+    recording_sid: str | None = None,
+    reasons: Sequence[str] = (),
+    policy_version: int | None = None,
+    occurred_at: datetime | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    received_at = utcnow()
+    event = AuditEvent(
+        type=str(type_),
+        actor=actor,
+        call_sid=call_sid,
+        recording_sid=recording_sid,
+        reasons=list(reasons),
+        policy_version=policy_version,
+        occurred_at=occurred_at or received_at,
+        received_at=received_at,
+        detail=detail or {},
+    )
+    session.add(event)
+    return event
+
+
+def events_for(
+    session: Session,
+    *,
+    call_sid: str | None = None,
+    recording_sid: str | None = None,
+    after: int | None = None,
+    limit: int = 1000,
+) -> list[AuditEvent]:
+    query = select(AuditEvent).order_by(AuditEvent.sequence).limit(limit)
+    if call_sid is not None:
+        query = query.where(AuditEvent.call_sid == call_sid)
+    if recording_sid is not None:
+        query = query.where(AuditEvent.recording_sid == recording_sid)
+    if after is not None:
+        query = query.where(AuditEvent.sequence > after)
+    return list(session.scalars(query))

@@ -1,0 +1,1 @@
+"""The call-control service: apply a fact, decide, reconcile with the platform, audit."""

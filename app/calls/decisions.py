@@ -1,0 +1,46 @@
+"""Ask the pure engine about a call and remember the answer (audited when it changes)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.calls.state import facts_of
+from app.config import FailSafe as SettingsFailSafe
+from app.models import Call
+from app.policy_store import ActivePolicy
+from app.recording_policy import Decision, FailSafe, decide
+
+
+def redecide(
+    session: Session,
+    call: Call,
+    active: ActivePolicy | None,
+    fail_safe: SettingsFailSafe,
+    actor: str,
+) -> Decision:
+    decision = decide(
+        facts_of(call),
+        active.policy if active else None,
+        active.version if active else None,
+        FailSafe(fail_safe.value),
+    )
+    reasons = [str(r) for r in decision.reasons]
+    if (call.desired, call.reasons, call.policy_version) != (
+        str(decision.state),
+        reasons,
+        decision.policy_version,
+    ):
+        call.desired = str(decision.state)
+        call.reasons = reasons
+        call.policy_version = decision.policy_version
+        audit.append(
+            session,
+            audit.EventType.DECISION,
+            actor=actor,
+            call_sid=call.call_sid,
+            reasons=reasons,
+            policy_version=decision.policy_version,
+            detail={"desired": str(decision.state)},
+        )
+    return decision

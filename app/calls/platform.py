@@ -1,0 +1,363 @@
+"""What the platform's webhooks mean: each one is applied once, in the platform's order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlencode
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import audit
+from app.calls.decisions import redecide
+from app.calls.reconcile import Reconciler, new_recording
+from app.calls.state import confirmed_state
+from app.calls.store import (
+    claim_receipt,
+    lock_call,
+    recordings_of,
+    stored_response,
+)
+from app.config import Settings
+from app.db import unit_of_work
+from app.errors import BadRequest
+from app.models import Call, Recording, utcnow
+from app.policy_store import ActivePolicy, active_policy
+from app.recording_policy import Department, add_duration, parse_duration
+from app.routing import twiml
+from app.routing.router import OptOut, Retry, ToDepartment, ToMenu, choose, route_inbound
+
+PLATFORM = "platform"
+CALLER = "caller"
+
+# Twilio's call statuses in the order a call moves through them; terminal ones share a rank.
+_CALL_RANK = {
+    "queued": 0,
+    "initiated": 0,
+    "ringing": 1,
+    "in-progress": 2,
+    "completed": 3,
+    "busy": 3,
+    "failed": 3,
+    "no-answer": 3,
+    "canceled": 3,
+}
+_RECORDING_TERMINAL = ("completed", "absent", "failed")
+_RECORDING_STATUSES = ("in-progress", *_RECORDING_TERMINAL)
+
+
+class BadWebhook(BadRequest):
+    """A webhook without a field it must have (answered 400, nothing stored)."""
+
+
+def _required(form: Mapping[str, str], name: str) -> str:
+    value = form.get(name, "").strip()
+    if not value:
+        raise BadWebhook(f"missing form field {name}")
+    return value
+
+
+def _twilio_time(value: str | None) -> datetime | None:
+    """Twilio's RFC 2822 timestamps (`Tue, 10 Aug 2010 03:45:01 +0000`)."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+@dataclass(frozen=True)
+class Reply:
+    twiml: str | None
+    duplicate: bool = False
+
+
+class PlatformEvents:
+    def __init__(
+        self, settings: Settings, sessions: sessionmaker[Session], reconciler: Reconciler
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.reconciler = reconciler
+
+    def url(self, path: str, **query: object) -> str:
+        base = f"{self.settings.public_base_url}{path}"
+        return f"{base}?{urlencode(query)}" if query else base
+
+    # -- voice ---------------------------------------------------------------------------
+
+    def voice(self, form: Mapping[str, str], token: str | None) -> Reply:
+        call_sid = _required(form, "CallSid")
+        dialled = form.get("To", "")
+        with unit_of_work(self.sessions) as session:
+            receipt = claim_receipt(session, f"voice:{call_sid}", token, "voice", call_sid)
+            if receipt is None:
+                return Reply(stored_response(session, f"voice:{call_sid}", token), True)
+            call = lock_call(session, call_sid, dialled_number=dialled or None)
+            active = active_policy(session)
+            audit.append(
+                session,
+                audit.EventType.CALL_STARTED,
+                actor=PLATFORM,
+                call_sid=call_sid,
+                policy_version=active.version if active else None,
+                detail={"dialled": dialled, "direction": form.get("Direction", "inbound")},
+            )
+            body = self._answer(session, call, active)
+            receipt.response_body = body
+        return Reply(body)
+
+    def _answer(self, session: Session, call: Call, active: ActivePolicy | None) -> str:
+        if active is None:
+            return self._fail_safe(session, call)
+        route = route_inbound(active.policy, call.dialled_number or "")
+        if isinstance(route, ToDepartment) and not route.department.recorded:
+            # Nothing will be recorded: no notice or opt-out needed before the queue.
+            return self._queue(session, call, active, route.department)
+        call.ivr_step = 1
+        action = self.url("/webhooks/twilio/ivr", step=1)
+        if isinstance(route, ToMenu):
+            self._routed(session, call, active, "menu")
+            return twiml.menu(active.policy, action, notice=True, offer_opt_out=True)
+        call.department = route.department.id
+        self._routed(session, call, active, route.department.id)
+        return twiml.department_notice(active.policy, action)
+
+    def _routed(self, session: Session, call: Call, active: ActivePolicy, to: str) -> None:
+        audit.append(
+            session,
+            audit.EventType.CALL_ROUTED,
+            actor=PLATFORM,
+            call_sid=call.call_sid,
+            policy_version=active.version,
+            detail={"to": to},
+        )
+
+    def _fail_safe(self, session: Session, call: Call) -> str:
+        decision = redecide(session, call, None, self.settings.fail_safe, "system")
+        record = decision.state == "recording" or self.settings.fail_safe.value == "record"
+        call.queued = True
+        return twiml.fail_safe(
+            record,
+            self.url("/webhooks/twilio/recording-status"),
+            twiml.FAIL_SAFE_RECORDED_NOTICE if record else twiml.FAIL_SAFE_NOTICE,
+        )
+
+    # -- ivr -----------------------------------------------------------------------------
+
+    def ivr(self, form: Mapping[str, str], step: int, token: str | None) -> Reply:
+        call_sid = _required(form, "CallSid")
+        # The key names the menu step, never the digits: gathered digits are not stored.
+        key = f"ivr:{call_sid}:{step}"
+        queued = False
+        with unit_of_work(self.sessions) as session:
+            receipt = claim_receipt(session, key, token, "ivr", call_sid)
+            if receipt is None:
+                return Reply(stored_response(session, key, token), True)
+            call = lock_call(session, call_sid)
+            active = active_policy(session)
+            if active is None or call.ended:
+                body = self._fail_safe(session, call)
+            elif call.payment_in_progress or call.queued:
+                # Digits pressed while queued or paying are not menu choices and are dropped.
+                body = twiml.enqueue(
+                    call.department or twiml.FALLBACK_QUEUE,
+                    call_sid=call_sid,
+                    workflow_sid=self.settings.taskrouter_workflow_sid,
+                )
+            else:
+                body = self._menu_choice(session, call, active, form.get("Digits"), step)
+                queued = call.queued
+            receipt.response_body = body
+        if queued:
+            self.reconciler.reconcile(call_sid, PLATFORM)
+        return Reply(body)
+
+    def _menu_choice(
+        self, session: Session, call: Call, active: ActivePolicy, digits: str | None, step: int
+    ) -> str:
+        policy = active.policy
+        choice = choose(policy, digits, call.department, step, call.opted_out)
+        if isinstance(choice, ToDepartment):
+            return self._queue(session, call, active, choice.department)
+        call.ivr_step = step + 1
+        action = self.url("/webhooks/twilio/ivr", step=call.ivr_step)
+        if isinstance(choice, OptOut):
+            call.opted_out = True
+            audit.append(
+                session,
+                audit.EventType.OPT_OUT_REQUESTED,
+                actor=CALLER,
+                call_sid=call.call_sid,
+                policy_version=active.version,
+                detail={"source": "ivr"},
+            )
+            if call.department is not None:
+                department = policy.department(call.department)
+                assert department is not None
+                return self._queue(session, call, active, department)
+            return twiml.menu(
+                policy,
+                action,
+                notice=False,
+                offer_opt_out=False,
+                preface=["Your request not to be recorded has been noted."],
+            )
+        assert isinstance(choice, Retry)
+        return twiml.menu(
+            policy,
+            action,
+            notice=False,
+            offer_opt_out=not call.opted_out,
+            preface=["Sorry, that was not a valid choice."] if digits else [],
+        )
+
+    def _queue(
+        self, session: Session, call: Call, active: ActivePolicy, department: Department
+    ) -> str:
+        call.department = department.id
+        call.queued = True
+        audit.append(
+            session,
+            audit.EventType.CALL_QUEUED,
+            actor=PLATFORM,
+            call_sid=call.call_sid,
+            policy_version=active.version,
+            detail={"department": department.id},
+        )
+        redecide(session, call, active, self.settings.fail_safe, PLATFORM)
+        preface = []
+        if call.opted_out and department.recorded:
+            preface.append(twiml.opt_out_message(department))
+        return twiml.enqueue(
+            department.id,
+            call_sid=call.call_sid,
+            workflow_sid=self.settings.taskrouter_workflow_sid,
+            preface=preface,
+        )
+
+    # -- call status ---------------------------------------------------------------------
+
+    def call_status(self, form: Mapping[str, str], token: str | None) -> Reply:
+        call_sid = _required(form, "CallSid")
+        status = _required(form, "CallStatus")
+        if status not in _CALL_RANK:
+            raise BadWebhook(f"unknown CallStatus {status!r}")
+        sequence = int(form.get("SequenceNumber") or -1)
+        key = f"call-status:{call_sid}:{status}:{sequence}"
+        occurred = _twilio_time(form.get("Timestamp"))
+        with unit_of_work(self.sessions) as session:
+            if claim_receipt(session, key, token, "call-status", call_sid) is None:
+                return Reply(None, True)
+            call = lock_call(session, call_sid, dialled_number=form.get("To") or None)
+            rank, current = _CALL_RANK[status], _CALL_RANK.get(call.status, 0)
+            # A status the call has already passed (or an older sequence of the same one)
+            # is stale: recorded as ignored, never applied.
+            if call.ended or rank < current or (rank == current and sequence <= call.status_sequence):
+                audit.append(
+                    session,
+                    audit.EventType.CALL_STATUS_IGNORED,
+                    actor=PLATFORM,
+                    call_sid=call_sid,
+                    occurred_at=occurred,
+                    detail={"status": status, "sequence": sequence, "current": call.status},
+                )
+                return Reply(None)
+            call.status = status
+            call.status_sequence = sequence
+            ended = rank == _CALL_RANK["completed"]
+            audit.append(
+                session,
+                audit.EventType.CALL_ENDED if ended else audit.EventType.CALL_STATUS,
+                actor=PLATFORM,
+                call_sid=call_sid,
+                occurred_at=occurred,
+                detail={"status": status, "sequence": sequence},
+            )
+            if ended:
+                call.ended = True
+                call.ended_at = occurred or utcnow()
+                redecide(session, call, active_policy(session), self.settings.fail_safe, PLATFORM)
+                call.recording = "off"
+        return Reply(None)
+
+    # -- recording status ----------------------------------------------------------------
+
+    def recording_status(self, form: Mapping[str, str], token: str | None) -> Reply:
+        call_sid = _required(form, "CallSid")
+        recording_sid = _required(form, "RecordingSid")
+        status = _required(form, "RecordingStatus")
+        if status not in _RECORDING_STATUSES:
+            raise BadWebhook(f"unknown RecordingStatus {status!r}")
+        key = f"recording-status:{recording_sid}:{status}"
+        with unit_of_work(self.sessions) as session:
+            if claim_receipt(session, key, token, "recording-status", call_sid) is None:
+                return Reply(None, True)
+            call = lock_call(session, call_sid)
+            recording = session.get(Recording, recording_sid)
+            created = recording is None
+            if recording is None:
+                recording = new_recording(session, call, recording_sid, "in-progress")
+            if recording.status in _RECORDING_TERMINAL:
+                audit.append(
+                    session,
+                    audit.EventType.RECORDING_STATUS_IGNORED,
+                    actor=PLATFORM,
+                    call_sid=call_sid,
+                    recording_sid=recording_sid,
+                    detail={"status": status, "current": recording.status},
+                )
+                return Reply(None)
+            if status == "in-progress":
+                # Pause/resume/stop are confirmed by the REST response, not by callbacks:
+                # a late in-progress never undoes a confirmed pause.
+                audit.append(
+                    session,
+                    audit.EventType.RECORDING_STARTED if created else audit.EventType.RECORDING_STATUS,
+                    actor=PLATFORM,
+                    call_sid=call_sid,
+                    recording_sid=recording_sid,
+                    policy_version=recording.policy_version,
+                    detail={"status": status, "source": "callback"},
+                )
+            else:
+                self._complete(session, recording, form, status)
+            session.flush()
+            call.recording = confirmed_state(call, recordings_of(session, call_sid))
+        return Reply(None)
+
+    def _complete(
+        self, session: Session, recording: Recording, form: Mapping[str, str], status: str
+    ) -> None:
+        duration = form.get("RecordingDuration")
+        started = _twilio_time(form.get("RecordingStartTime"))
+        seconds = int(duration) if duration and duration.isdigit() else None
+        completed_at = (
+            started + timedelta(seconds=seconds) if started and seconds is not None else utcnow()
+        )
+        recording.status = status
+        recording.duration_seconds = seconds
+        recording.completed_at = completed_at
+        recording.media_url = form.get("RecordingUrl") or recording.media_url
+        recording.destroy_after = add_duration(completed_at, parse_duration(recording.retention))
+        audit.append(
+            session,
+            audit.EventType.RECORDING_COMPLETED,
+            actor=PLATFORM,
+            call_sid=recording.call_sid,
+            recording_sid=recording.recording_sid,
+            policy_version=recording.policy_version,
+            occurred_at=completed_at,
+            detail={
+                "status": status,
+                "duration_seconds": seconds,
+                "retention": recording.retention,
+                "destroy_after": recording.destroy_after.isoformat(),
+                "error_code": form.get("ErrorCode"),
+            },
+        )
+

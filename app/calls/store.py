@@ -1,0 +1,77 @@
+"""Row access for calls, recordings and webhook receipts. Never commits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.models import Call, Recording, WebhookReceipt
+
+ACTIVE_RECORDING = ("in-progress", "paused")
+TERMINAL_RECORDING = ("stopped", "completed", "absent", "failed")
+
+
+def _insert(session: Session, model: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def lock_call(session: Session, call_sid: str, **defaults: Any) -> Call:
+    """The call row, created if new, locked for the rest of the transaction so that
+    changes to one call are serialised across processes (SQLite: BEGIN IMMEDIATE already
+    holds the database's single write lock)."""
+    session.execute(
+        _insert(session, Call)
+        .values(call_sid=call_sid, **defaults)
+        .on_conflict_do_nothing(index_elements=["call_sid"])
+    )
+    query = (
+        select(Call)
+        .where(Call.call_sid == call_sid)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return session.scalars(query).one()
+
+
+def find_call(session: Session, call_sid: str, *, lock: bool = False) -> Call | None:
+    query = select(Call).where(Call.call_sid == call_sid)
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).one_or_none()
+
+
+def recordings_of(session: Session, call_sid: str) -> list[Recording]:
+    return list(
+        session.scalars(
+            select(Recording).where(Recording.call_sid == call_sid).order_by(Recording.started_at)
+        )
+    )
+
+
+def claim_receipt(
+    session: Session, key: str, token: str | None, path: str, call_sid: str | None
+) -> WebhookReceipt | None:
+    """Record a webhook delivery. None when this key (or Twilio's idempotency token) was
+    already applied: the caller then replays the stored response instead. A concurrent
+    duplicate waits on the unique index until the first commits, then gets None."""
+    inserted = session.execute(
+        _insert(session, WebhookReceipt)
+        .values(dedupe_key=key, idempotency_token=token, path=path, call_sid=call_sid)
+        .on_conflict_do_nothing()
+        .returning(WebhookReceipt.id)
+    ).scalar_one_or_none()
+    if inserted is None:
+        return None
+    return session.get(WebhookReceipt, inserted)
+
+
+def stored_response(session: Session, key: str, token: str | None) -> str | None:
+    conditions = [WebhookReceipt.dedupe_key == key]
+    if token:
+        conditions.append(WebhookReceipt.idempotency_token == token)
+    receipt = session.scalars(select(WebhookReceipt).where(or_(*conditions)).limit(1)).first()
+    return receipt.response_body if receipt else None

@@ -1,0 +1,177 @@
+"""The operator's command line: `callguard …`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from app.config import SettingsError, get_settings
+from app.db import make_engine, make_session_factory, unit_of_work
+from app.errors import DomainError
+from app.users import Role
+
+cli = typer.Typer(help="callguard: call-recording control middleware", no_args_is_help=True)
+users_cli = typer.Typer(help="People and their tokens", no_args_is_help=True)
+policy_cli = typer.Typer(help="Recording policy files and versions", no_args_is_help=True)
+cli.add_typer(users_cli, name="users")
+cli.add_typer(policy_cli, name="policy")
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _sessions():  # type: ignore[no-untyped-def]
+    return make_session_factory(make_engine(_settings().database_url))
+
+
+@cli.command()
+def serve(
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
+) -> None:
+    """Run the service (an embedded SQLite database is migrated first)."""
+    import uvicorn
+
+    from app import migrate
+
+    settings = _settings()
+    if settings.is_sqlite:
+        migrate.upgrade(settings.database_url)
+    uvicorn.run(
+        "app.main:serve_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        proxy_headers=True,
+        log_config=None,
+    )
+
+
+@cli.command("migrate")
+def migrate_cmd() -> None:
+    """Apply the database migrations (alembic upgrade head)."""
+    from app import migrate
+
+    migrate.upgrade(_settings().database_url)
+    out.print("database at head")
+
+
+@users_cli.command("add")
+def users_add(
+    name: str,
+    role: Annotated[Role, typer.Option(help="agent, supervisor, governance or admin")],
+) -> None:
+    """Create a person; the new bearer token is the last line printed."""
+    from app.users import add_user
+
+    try:
+        with unit_of_work(_sessions()) as session:
+            token = add_user(session, name, role)
+    except DomainError as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from None
+    out.print(f"created {role} {name}; their token (shown once):", highlight=False)
+    print(token)
+
+
+@users_cli.command("disable")
+def users_disable(name: str) -> None:
+    """Revoke a person's token at once."""
+    from app.users import disable_user
+
+    try:
+        with unit_of_work(_sessions()) as session:
+            disable_user(session, name)
+    except DomainError as exc:
+        err.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from None
+    out.print(f"disabled {name}")
+
+
+@policy_cli.command("check")
+def policy_check(file: Path) -> None:
+    """Validate a policy file; exits non-zero naming the field when invalid."""
+    from app.recording_policy import PolicyError, load_policy_file
+
+    try:
+        policy = load_policy_file(file)
+    except PolicyError as exc:
+        err.print(f"[red]invalid policy:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    recorded = [d.id for d in policy.departments if d.recorded]
+    out.print(
+        f"{file}: valid — {len(policy.departments)} departments, recorded: {', '.join(recorded)}",
+        highlight=False,
+    )
+
+
+@policy_cli.command("activate")
+def policy_activate(file: Path) -> None:
+    """Store the file as a policy version and make it the active one for every instance."""
+    from app.policy_store import activate
+    from app.recording_policy import PolicyError, load_policy_file
+
+    try:
+        policy = load_policy_file(file)
+    except PolicyError as exc:
+        err.print(f"[red]invalid policy:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    with unit_of_work(_sessions()) as session:
+        version, changed = activate(session, policy, file.read_text(encoding="utf-8"), "cli")
+    out.print(
+        f"policy version {version} {'activated' if changed else 'was already active'}",
+        highlight=False,
+    )
+
+
+@cli.command()
+def simulate(
+    scenario: Annotated[str, typer.Argument(help="inbound")] = "inbound",
+    department: Annotated[
+        str | None, typer.Option(help="department id: dial its number")
+    ] = None,
+    number: Annotated[str | None, typer.Option(help="the number dialled (E.164)")] = None,
+    caller: Annotated[str, typer.Option(help="the caller's number")] = "+447700900123",
+    digits: Annotated[
+        str | None, typer.Option(help="keys pressed in the IVR, e.g. 1 or 91 (opt out, then 1)")
+    ] = None,
+    talk: Annotated[float, typer.Option(help="seconds the call lasts once queued")] = 1.0,
+    url: Annotated[str | None, typer.Option(help="the service; default PUBLIC_BASE_URL")] = None,
+) -> None:
+    """Drive a call against a running service as the platform would (signed webhooks)."""
+    from app.simulate import SimulationError, run_inbound
+
+    if scenario != "inbound":
+        err.print(f"[red]unknown scenario {scenario!r}: try inbound[/red]")
+        raise typer.Exit(2)
+    settings = _settings()
+    try:
+        ok = run_inbound(
+            settings,
+            base_url=url or settings.public_base_url,
+            department=department,
+            number=number,
+            caller=caller,
+            digits=digits,
+            talk=talk,
+            console=out,
+        )
+    except SimulationError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:
+    cli()

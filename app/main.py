@@ -1,0 +1,66 @@
+"""The ASGI application. Nothing happens at import: create_app builds everything."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api import errors, health, people, simulator, webhooks
+from app.config import Settings, get_settings
+from app.db import unit_of_work
+from app.logging import configure_logging
+from app.policy_store import ensure_active
+from app.services import Services, build_services
+
+
+def create_app(
+    settings: Settings | None = None,
+    services: Services | None = None,
+    *,
+    deliver_callbacks: bool = False,
+) -> FastAPI:
+    """`services` may be injected (tests); `deliver_callbacks` starts the simulated
+    platform's callback sender (serve mode; tests drain the outbox themselves)."""
+    settings = settings or (services.settings if services else get_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        built = services or build_services(settings)
+        with unit_of_work(built.sessions) as session:
+            ensure_active(session, settings.policy_file)
+        app.state.services = built
+        dispatcher = None
+        if deliver_callbacks and settings.provider == "simulator":
+            from app.simulated_platform import CallbackDispatcher
+
+            dispatcher = CallbackDispatcher(built.provider, built.webhook_token)  # type: ignore[arg-type]
+            dispatcher.start()
+        try:
+            yield
+        finally:
+            if dispatcher is not None:
+                dispatcher.stop()
+            if services is None:
+                built.close()
+
+    configure_logging()
+    app = FastAPI(
+        title="callguard",
+        version="0.1.0",
+        summary="Call-recording control middleware",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(webhooks.router)
+    app.include_router(people.router)
+    if settings.provider == "simulator":
+        app.include_router(simulator.router)
+    return app
+
+
+def serve_app() -> FastAPI:
+    """uvicorn's factory for `callguard serve`."""
+    return create_app(deliver_callbacks=True)

@@ -1,0 +1,1 @@
+"""Telephony providers: a Protocol and its adapters (Twilio, the simulator)."""

@@ -1,0 +1,1 @@
+"""Call routing: dialled number or IVR digit to department, and the TwiML builders. Pure."""

@@ -1,0 +1,121 @@
+"""TwiML builders: pure functions of their arguments, tested by parsing the XML."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from app.recording_policy import Department, OptOutAction, Policy
+
+VOICE = "Polly.Amy"
+LANGUAGE = "en-GB"
+FALLBACK_QUEUE = "callguard-fallback"
+
+
+def recording_notice(policy: Policy) -> str:
+    return (
+        "Calls to Harlow Council may be recorded, to help us monitor quality, to investigate "
+        "complaints, and to detect and prevent crime, including fraud. If you would prefer "
+        f"your call not to be recorded, press {policy.opt_out_digit} now."
+    )
+
+
+def _say(target: VoiceResponse | Gather, text: str) -> None:
+    target.say(text, voice=VOICE, language=LANGUAGE)
+
+
+def _menu_prompt(policy: Policy) -> str:
+    options = [f"For {d.name}, press {d.ivr_digit}." for d in policy.menu()]
+    return " ".join(options)
+
+
+def menu(
+    policy: Policy,
+    action_url: str,
+    *,
+    notice: bool,
+    offer_opt_out: bool,
+    preface: Sequence[str] = (),
+) -> str:
+    """The department menu. The notice (with the opt-out offer) comes first on a new call;
+    a no-input falls through to a Redirect to the same action, so the IVR decides."""
+    response = VoiceResponse()
+    for text in preface:
+        _say(response, text)
+    gather = Gather(action=action_url, method="POST", num_digits=1, timeout=6)
+    if notice:
+        _say(gather, recording_notice(policy))
+    elif offer_opt_out:
+        _say(gather, f"If you would prefer your call not to be recorded, press {policy.opt_out_digit}.")
+    _say(gather, _menu_prompt(policy))
+    response.append(gather)
+    response.redirect(action_url, method="POST")
+    return str(response)
+
+
+def department_notice(policy: Policy, action_url: str) -> str:
+    """A recorded department dialled directly: the notice and the opt-out offer, then on."""
+    response = VoiceResponse()
+    gather = Gather(action=action_url, method="POST", num_digits=1, timeout=5)
+    _say(gather, recording_notice(policy))
+    response.append(gather)
+    response.redirect(action_url, method="POST")
+    return str(response)
+
+
+def opt_out_message(department: Department) -> str:
+    if department.opt_out is OptOutAction.ADVISE_EMAIL:
+        return (
+            f"{department.name} cannot take calls without recording them. If you would prefer "
+            f"not to be recorded, please hang up and contact us by email at {department.email}."
+        )
+    return "Thank you. This call will not be recorded."
+
+
+def enqueue(
+    queue: str,
+    *,
+    call_sid: str,
+    workflow_sid: str | None,
+    preface: Sequence[str] = (),
+) -> str:
+    """Put the call in its department's queue, or hand it to a TaskRouter workflow with the
+    attributes the assignment callback reads."""
+    response = VoiceResponse()
+    for text in preface:
+        _say(response, text)
+    if workflow_sid:
+        enqueue_verb = response.enqueue(workflow_sid=workflow_sid)
+        enqueue_verb.task(json.dumps({"call_sid": call_sid, "department": queue}))
+    else:
+        response.enqueue(queue)
+    return str(response)
+
+
+def fail_safe(record: bool, status_callback: str, notice: str) -> str:
+    """When callguard cannot decide (no database, no valid policy): the call still reaches
+    a person. Recorded only when CALLGUARD_FAIL_SAFE=record, and then after the notice."""
+    response = VoiceResponse()
+    _say(response, notice)
+    if record:
+        start = response.start()
+        start.recording(
+            recording_status_callback=status_callback,
+            recording_status_callback_method="POST",
+            recording_status_callback_event="in-progress completed absent",
+            channels="dual",
+            track="both",
+        )
+    response.enqueue(FALLBACK_QUEUE)
+    return str(response)
+
+
+FAIL_SAFE_NOTICE = (
+    "Thank you for calling Harlow Council. Please hold while we connect you to an adviser."
+)
+FAIL_SAFE_RECORDED_NOTICE = (
+    "Thank you for calling Harlow Council. Calls may be recorded for quality monitoring and "
+    "the prevention of crime. Please hold while we connect you to an adviser."
+)
