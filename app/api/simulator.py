@@ -13,6 +13,7 @@ from app.api.webhooks import Form
 from app.calls import views
 from app.calls.store import find_call, recordings_of
 from app.db import unit_of_work
+from app.policy_store import active_policy
 from app.providers.simulator import SimulatorProvider
 from app.simulated_platform import call_completed
 
@@ -33,10 +34,19 @@ def hangup(call_sid: str, _form: Form, services: ServicesDep) -> dict[str, Any]:
             provider.account_sid,
             call_sid,
             f"{services.settings.public_base_url}/webhooks/twilio/call-status",
-            sequence=provider.next_sequence(call_sid),
+            # The simulated platform sends one call-progress event per call: the end.
+            sequence=0,
         )
     )
     return {"call_sid": call_sid, "status": "completed"}
+
+
+@router.post("/policy")
+def policy(_form: Form, services: ServicesDep) -> dict[str, Any]:
+    """The active policy, so the simulated caller knows which number to dial."""
+    with unit_of_work(services.sessions) as session:
+        active = active_policy(session)
+    return {"version": active.version, **active.policy.to_public_dict()} if active else {}
 
 
 @router.post("/calls/{call_sid}/inspect")

@@ -1,0 +1,98 @@
+"""Test fixtures. Every test database is built by the real Alembic migrations.
+
+Set CALLGUARD_TEST_DATABASE_URL to a PostgreSQL URL to run the suite there (CI does both);
+each test then gets a fresh database schema."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import migrate
+from app.config import Settings, load_settings
+from app.db import unit_of_work
+from app.main import create_app
+from app.providers.simulator import SimulatorProvider
+from app.services import Services, build_services
+from tests.factories import Platform
+
+# pytest_plugins = ["tests.twilio_fake.fixtures"]
+
+PG_URL = os.environ.get("CALLGUARD_TEST_DATABASE_URL")
+
+
+def _fresh_postgres(base_url: str) -> Iterator[str]:
+    """A throw-away database on the server named by base_url."""
+    url = make_url(base_url)
+    name = f"cg_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    if PG_URL:
+        yield from _fresh_postgres(PG_URL)
+    else:
+        yield f"sqlite:///{tmp_path / 'callguard.db'}"
+
+
+@pytest.fixture
+def migrated_url(database_url: str) -> str:
+    migrate.upgrade(database_url)
+    return database_url
+
+
+@pytest.fixture
+def settings(migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.chdir(tmp_path)  # ./var/dev-token and friends land in the test's folder
+    return load_settings(
+        database_url=migrated_url,
+        public_base_url="https://callguard.example.org",
+        twilio_auth_token="test-auth-token",
+        env="test",
+    )
+
+
+@pytest.fixture
+def simulator() -> SimulatorProvider:
+    return SimulatorProvider()
+
+
+@pytest.fixture
+def services(settings: Settings, simulator: SimulatorProvider) -> Iterator[Services]:
+    built = build_services(settings, provider=simulator)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def client(settings: Settings, services: Services) -> Iterator[TestClient]:
+    app = create_app(settings, services)
+    with TestClient(app, base_url="https://callguard.example.org") as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def platform(client: TestClient, settings: Settings, simulator: SimulatorProvider) -> Platform:
+    return Platform(client, settings, simulator)
+
+
+@pytest.fixture
+def session(services: Services):  # type: ignore[no-untyped-def]
+    with unit_of_work(services.sessions) as s:
+        yield s
