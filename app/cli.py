@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from sqlalchemy.orm import Session, sessionmaker
 
-from app.config import SettingsError, get_settings
+from app.config import Settings, SettingsError, get_settings
 from app.db import make_engine, make_session_factory, unit_of_work
 from app.errors import DomainError
 from app.users import Role
@@ -23,7 +24,7 @@ err = Console(stderr=True)
 out = Console()
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     try:
         return get_settings()
     except SettingsError as exc:
@@ -31,7 +32,7 @@ def _settings():  # type: ignore[no-untyped-def]
         raise typer.Exit(2) from None
 
 
-def _sessions():  # type: ignore[no-untyped-def]
+def _sessions() -> sessionmaker[Session]:
     return make_session_factory(make_engine(_settings().database_url))
 
 
@@ -138,9 +139,7 @@ def policy_activate(file: Path) -> None:
 @cli.command()
 def simulate(
     scenario: Annotated[str, typer.Argument(help="inbound")] = "inbound",
-    department: Annotated[
-        str | None, typer.Option(help="department id: dial its number")
-    ] = None,
+    department: Annotated[str | None, typer.Option(help="department id: dial its number")] = None,
     number: Annotated[str | None, typer.Option(help="the number dialled (E.164)")] = None,
     caller: Annotated[str, typer.Option(help="the caller's number")] = "+447700900123",
     digits: Annotated[

@@ -56,7 +56,8 @@ def build_provider(settings: Settings) -> Provider:
     if settings.provider == "twilio":
         from app.providers.twilio import TwilioProvider
 
-        assert settings.twilio_account_sid and settings.twilio_auth_token
+        assert settings.twilio_account_sid  # the settings validator requires both
+        assert settings.twilio_auth_token
         return TwilioProvider(
             settings.twilio_account_sid,
             settings.twilio_auth_token,

@@ -20,6 +20,7 @@ from app.services import DEV_TOKEN_FILE
 from app.simulated_platform import sign
 
 ACCOUNT_SID = "AC" + "0" * 32
+TERMINAL = ("completed", "absent", "failed")
 
 
 class SimulationError(Exception):
@@ -155,7 +156,9 @@ def _settled(platform: Platform, call_sid: str, timeout: float = 15.0) -> dict[s
     while True:
         state: dict[str, Any] = platform.post(f"/simulator/calls/{call_sid}/inspect", {}).json()
         done = state["call"] and state["call"]["status"] == "completed"
-        finished = all(r["status"] in ("completed", "absent", "failed") for r in state["recordings"])
+        finished = all(
+            r["status"] in ("completed", "absent", "failed") for r in state["recordings"]
+        )
         if (done and finished) or time.monotonic() > deadline:
             return state
         time.sleep(0.2)

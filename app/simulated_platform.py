@@ -33,7 +33,8 @@ def call_completed(account_sid: str, call_sid: str, url: str, sequence: int) -> 
 
 
 def sign(token: str, url: str, params: dict[str, str]) -> str:
-    return RequestValidator(token).compute_signature(url, params)
+    signature: str = RequestValidator(token).compute_signature(url, params)
+    return signature
 
 
 class CallbackDispatcher:
@@ -73,6 +74,7 @@ class CallbackDispatcher:
                 if response.status_code < 500:
                     return
             except httpx.HTTPError as exc:
-                log.warning("simulator_callback_failed", url=callback.url, error=str(exc),
-                            attempt=attempt)
+                log.warning(
+                    "simulator_callback_failed", url=callback.url, error=str(exc), attempt=attempt
+                )
             self._stop.wait(0.5 * (attempt + 1))

@@ -15,7 +15,7 @@ from app import audit
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import User, utcnow
 
-TOKEN_PREFIX = "cg_"
+TOKEN_PREFIX = "cg_"  # noqa: S105  (a prefix, not a secret)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 
 
@@ -33,9 +33,7 @@ def token_digest(token: str) -> str:
 def add_user(session: Session, name: str, role: Role, actor: str = "cli") -> str:
     """Create a person; returns their new token (shown once, never stored)."""
     if not _NAME.match(name):
-        raise BadRequest(
-            f"user name {name!r} must be 1-100 letters, digits or . _ @ - (no spaces)"
-        )
+        raise BadRequest(f"user name {name!r} must be 1-100 letters, digits or . _ @ - (no spaces)")
     if session.scalar(select(User.id).where(User.name == name)) is not None:
         raise Conflict(f"user {name!r} already exists")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import parse_qsl
 
+import structlog
 from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator
 
 from app.api.deps import ServicesDep
 from app.calls.platform import Reply
 from app.errors import Forbidden
+from app.services import Services
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/webhooks/twilio", tags=["platform webhooks"])
 
@@ -27,9 +33,7 @@ async def signed_form(request: Request, services: ServicesDep) -> ImmutableMulti
     query = request.scope.get("query_string", b"").decode("latin-1")
     url = services.settings.public_base_url + request.url.path + (f"?{query}" if query else "")
     signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature or not RequestValidator(services.webhook_token).validate(
-        url, form, signature
-    ):
+    if not signature or not RequestValidator(services.webhook_token).validate(url, form, signature):
         raise Forbidden("bad or missing X-Twilio-Signature")
     return form
 
@@ -47,9 +51,19 @@ def _render(reply: Reply) -> Response:
     return Response(reply.twiml, media_type=TWIML)
 
 
+def _answer_call(services: Services, handler: Callable[[], Reply]) -> Response:
+    """A caller is waiting: if the database is unreachable they still get an answer, the
+    fail-safe one (P7), within the platform's timeout."""
+    try:
+        return _render(handler())
+    except DBAPIError as exc:
+        log.error("database_unavailable_fail_safe", error=type(exc).__name__)
+        return Response(services.platform.fail_safe_twiml(), media_type=TWIML)
+
+
 @router.post("/voice")
 def voice(request: Request, form: Form, services: ServicesDep) -> Response:
-    return _render(services.platform.voice(form, _token(request)))
+    return _answer_call(services, lambda: services.platform.voice(form, _token(request)))
 
 
 @router.post("/ivr")
@@ -59,7 +73,7 @@ def ivr(
     services: ServicesDep,
     step: Annotated[int, Query(ge=1, le=1000)] = 1,
 ) -> Response:
-    return _render(services.platform.ivr(form, step, _token(request)))
+    return _answer_call(services, lambda: services.platform.ivr(form, step, _token(request)))
 
 
 @router.post("/call-status")

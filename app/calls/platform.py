@@ -138,9 +138,16 @@ class PlatformEvents:
         )
 
     def _fail_safe(self, session: Session, call: Call) -> str:
-        decision = redecide(session, call, None, self.settings.fail_safe, "system")
-        record = decision.state == "recording" or self.settings.fail_safe.value == "record"
+        """No valid policy: CALLGUARD_FAIL_SAFE decides, and the decision is logged."""
         call.queued = True
+        decision = redecide(session, call, None, self.settings.fail_safe, "system")
+        return self.fail_safe_twiml(record=decision.state == "recording")
+
+    def fail_safe_twiml(self, *, record: bool | None = None) -> str:
+        """Also answered when the database cannot be reached (nothing can be logged then,
+        so only CALLGUARD_FAIL_SAFE decides)."""
+        if record is None:
+            record = self.settings.fail_safe.value == "record"
         return twiml.fail_safe(
             record,
             self.url("/webhooks/twilio/recording-status"),
@@ -257,7 +264,11 @@ class PlatformEvents:
             rank, current = _CALL_RANK[status], _CALL_RANK.get(call.status, 0)
             # A status the call has already passed (or an older sequence of the same one)
             # is stale: recorded as ignored, never applied.
-            if call.ended or rank < current or (rank == current and sequence <= call.status_sequence):
+            if (
+                call.ended
+                or rank < current
+                or (rank == current and sequence <= call.status_sequence)
+            ):
                 audit.append(
                     session,
                     audit.EventType.CALL_STATUS_IGNORED,
@@ -317,7 +328,9 @@ class PlatformEvents:
                 # a late in-progress never undoes a confirmed pause.
                 audit.append(
                     session,
-                    audit.EventType.RECORDING_STARTED if created else audit.EventType.RECORDING_STATUS,
+                    audit.EventType.RECORDING_STARTED
+                    if created
+                    else audit.EventType.RECORDING_STATUS,
                     actor=PLATFORM,
                     call_sid=call_sid,
                     recording_sid=recording_sid,
@@ -360,4 +373,3 @@ class PlatformEvents:
                 "error_code": form.get("ErrorCode"),
             },
         )
-

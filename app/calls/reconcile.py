@@ -133,8 +133,14 @@ class Reconciler:
             except ProviderError as exc:
                 info, error = None, exc
                 outcome.failures.append((action, exc))
-                log.warning("provider_action_failed", call_sid=call_sid, action=action.kind,
-                            status=exc.status, code=exc.code, transient=exc.transient)
+                log.warning(
+                    "provider_action_failed",
+                    call_sid=call_sid,
+                    action=action.kind,
+                    status=exc.status,
+                    code=exc.code,
+                    transient=exc.transient,
+                )
             self._record_outcome(call_sid, action, info, error, actor)
         return outcome
 
@@ -170,8 +176,12 @@ class Reconciler:
                     recording.status = str(info.status)
             detail: dict[str, object] = {"provider_status": str(info.status)} if info else {}
             if error is not None:
-                detail = {"error": str(error), "status": error.status, "code": error.code,
-                          "transient": error.transient}
+                detail = {
+                    "error": str(error),
+                    "status": error.status,
+                    "code": error.code,
+                    "transient": error.transient,
+                }
             audit.append(
                 session,
                 failed if error else succeeded,

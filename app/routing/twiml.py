@@ -48,7 +48,10 @@ def menu(
     if notice:
         _say(gather, recording_notice(policy))
     elif offer_opt_out:
-        _say(gather, f"If you would prefer your call not to be recorded, press {policy.opt_out_digit}.")
+        _say(
+            gather,
+            f"If you would prefer your call not to be recorded, press {policy.opt_out_digit}.",
+        )
     _say(gather, _menu_prompt(policy))
     response.append(gather)
     response.redirect(action_url, method="POST")

@@ -165,9 +165,7 @@ class SpecIndex:
                 pattern += f"(?P<{part[1:-1]}>[^/]+?)"
             else:
                 pattern += re.escape(part)
-        operations = {
-            m.upper(): self._operation(m.upper(), item[m]) for m in METHODS if m in item
-        }
+        operations = {m.upper(): self._operation(m.upper(), item[m]) for m in METHODS if m in item}
         return Route(template, re.compile(f"^{pattern}$"), operations)
 
     def _operation(self, method: str, op: dict[str, Any]) -> Operation:

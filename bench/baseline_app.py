@@ -1,0 +1,58 @@
+"""The benchmark's reference: a bare FastAPI endpoint answering the voice webhook's path
+with a constant TwiML menu (the same size as callguard's answer), with no signature check,
+no database and no policy.
+
+Run by bench/webhook.py as `python bench/baseline_app.py --port N`; it serves with the
+same uvicorn options and logging as `callguard serve` (app/cli.py), so the two servers
+differ only in what the endpoint does."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+from fastapi import FastAPI, Response
+
+# What callguard answers for a new call to the main number (the IVR menu with the notice).
+TWIML = (
+    '<?xml version="1.0" encoding="UTF-8"?><Response>'
+    '<Gather action="http://127.0.0.1:8000/webhooks/twilio/ivr?step=1" method="POST" '
+    'numDigits="1" timeout="6"><Say language="en-GB" voice="Polly.Amy">Calls to Harlow '
+    "Council may be recorded, to help us monitor quality, to investigate complaints, and to "
+    "detect and prevent crime, including fraud. If you would prefer your call not to be "
+    'recorded, press 9 now.</Say><Say language="en-GB" voice="Polly.Amy">For Contact '
+    "Harlow, press 1. For Revenues and Benefits, press 2. For Home Ownership, press 3. For "
+    "Housing Management, press 4. For Housing Operations, press 5. For Supported Housing, "
+    "press 6. For Planning, press 7. For Environmental Services, press 8.</Say></Gather>"
+    '<Redirect method="POST">http://127.0.0.1:8000/webhooks/twilio/ivr?step=1</Redirect>'
+    "</Response>"
+)
+
+app = FastAPI(title="callguard benchmark baseline")
+
+
+@app.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.post("/webhooks/twilio/voice")
+async def voice() -> Response:
+    return Response(TWIML, media_type="application/xml")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    # As app/logging.py: stdlib logging at INFO on stderr, so uvicorn's access log costs
+    # the same here as in callguard.
+    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=logging.INFO)
+    uvicorn.run(app, host=args.host, port=args.port, proxy_headers=True, log_config=None)
+
+
+if __name__ == "__main__":
+    main()
