@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app import migrate
-from app.config import Settings, load_settings
+from app.config import Settings, get_settings, load_settings
 from app.db import unit_of_work
 from app.main import create_app
 from app.providers.simulator import SimulatorProvider
@@ -41,6 +41,17 @@ def _fresh_postgres(base_url: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests configure callguard explicitly: nothing leaks in from the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith(("CALLGUARD_", "TWILIO_")) and name != "CALLGUARD_TEST_DATABASE_URL":
+            monkeypatch.delenv(name)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -67,8 +67,9 @@ def decide(
     if facts.non_recorded_line:
         return off(Reason.NON_RECORDED_LINE)
     # Nothing is recorded before the notice was played and opt-out offered,
-    # whatever the fail-safe says.
-    if facts.department is None or not facts.queued:
+    # whatever the fail-safe says. Without a policy no department can be known:
+    # the fail-safe queue is enough.
+    if not facts.queued or (facts.department is None and policy is not None):
         return off(Reason.NOT_YET_QUEUED)
 
     if policy is None:

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from twilio_fake.server import FakeTwilioServer, Violation
-from twilio_fake.spec import load_spec
 
 from app.providers.base import RecordingStatus
 from app.providers.simulator import TWILIO_CURRENT, new_sid
+from tests.twilio_fake.server import FakeTwilioServer, Violation
+from tests.twilio_fake.spec import load_spec
 
 CALLBACK = "https://callguard.example.com/webhooks/recording"
 

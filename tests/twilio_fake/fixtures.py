@@ -4,7 +4,8 @@ One server runs per process (started on first use, stopped at exit); each test g
 new platform, request log and violation list, and fails at teardown on violations it
 did not declare with `twilio_server.expect_violations(...)`.
 
-Import it into a conftest: `from twilio_fake.fixtures import twilio_server`.
+Import it into a conftest (`from tests.twilio_fake.fixtures import twilio_server`) or
+list it in `pytest_plugins = ["tests.twilio_fake.fixtures"]` of the top-level conftest.
 """
 
 from __future__ import annotations
