@@ -17,6 +17,7 @@ def configure_logging(level: int = logging.INFO) -> None:
         return
     _configured = True
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per callback is noise
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

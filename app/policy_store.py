@@ -20,42 +20,49 @@ class ActivePolicy:
     policy: Policy
 
 
-_parsed: dict[int, Policy | PolicyError] = {}
+# Parsed policies by content hash: a version's content never changes, and the hash (not
+# the version number) is what identifies it across databases.
+_parsed: dict[str, Policy | PolicyError] = {}
 _parsed_lock = threading.Lock()
 
 
-def _parse(session: Session, version: int) -> Policy | None:
-    """Parse a stored version once per process (a version's content never changes).
-    None when it does not exist or no longer validates."""
+def _parse(session: Session, version: int, digest: str) -> Policy | None:
+    """None when the stored content no longer validates."""
     with _parsed_lock:
-        cached = _parsed.get(version)
+        cached = _parsed.get(digest)
     if cached is None:
-        row = session.get(PolicyVersion, version)
-        if row is None:
-            return None
+        source = session.scalar(
+            select(PolicyVersion.source).where(PolicyVersion.version == version)
+        )
         try:
-            cached = load_policy_text(row.source, f"policy version {version}")
+            cached = load_policy_text(source or "", f"policy version {version}")
         except PolicyError as exc:
             cached = exc
         with _parsed_lock:
-            _parsed[version] = cached
+            _parsed[digest] = cached
     return None if isinstance(cached, PolicyError) else cached
 
 
 def active_policy(session: Session) -> ActivePolicy | None:
     """The active version, or None when there is none or it no longer validates
     (callers then apply the fail-safe)."""
-    version = session.scalar(
-        select(PolicyActivation.version).order_by(PolicyActivation.id.desc()).limit(1)
-    )
-    if version is None:
+    row = session.execute(
+        select(PolicyActivation.version, PolicyVersion.content_sha256)
+        .join(PolicyVersion, PolicyVersion.version == PolicyActivation.version)
+        .order_by(PolicyActivation.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
         return None
-    policy = _parse(session, version)
-    return None if policy is None else ActivePolicy(version, policy)
+    policy = _parse(session, row.version, row.content_sha256)
+    return None if policy is None else ActivePolicy(row.version, policy)
 
 
 def policy_version(session: Session, version: int) -> Policy | None:
-    return _parse(session, version)
+    digest = session.scalar(
+        select(PolicyVersion.content_sha256).where(PolicyVersion.version == version)
+    )
+    return None if digest is None else _parse(session, version, digest)
 
 
 def activate(session: Session, policy: Policy, source: str, actor: str) -> tuple[int, bool]:
