@@ -175,20 +175,21 @@ def _show(console: Console, step: Step) -> None:
 
 def _report(console: Console, state: dict[str, Any]) -> None:
     call = state["call"]
-    console.print(
-        f"decision: [bold]{call['desired']}[/bold] because {', '.join(call['reasons'])} "
-        f"(policy version {call['policy_version']}); department {call['department']}",
-        highlight=False,
-    )
-    recorded = [r for r in state["recordings"]]
-    if recorded:
-        for r in recorded:
+    console.print(f"department: {call['department']}", highlight=False)
+    for event in state["events"]:
+        if event["type"] == "decision":
             console.print(
-                f"recording {r['recording_sid']} ({r['department']}): {r['status']}, "
-                f"destroy after {r['destroy_after']}",
+                f"decision: [bold]{event['detail']['desired']}[/bold] — "
+                f"{', '.join(event['reasons'])} (policy version {event['policy_version']})",
                 highlight=False,
             )
-    else:
+    for r in state["recordings"]:
+        console.print(
+            f"recording {r['recording_sid']} ({r['department']}): {r['status']}, "
+            f"destroy after {r['destroy_after']}",
+            highlight=False,
+        )
+    if not state["recordings"]:
         console.print("[yellow]not recorded[/yellow]")
     table = Table(title="audit events")
     for column in ("seq", "type", "actor", "recording", "reasons", "detail"):

@@ -88,7 +88,9 @@ class Platform:
             },
         )
 
-    def recording_status(self, call_sid: str, recording_sid: str, status: str, **extra: str) -> Response:
+    def recording_status(
+        self, call_sid: str, recording_sid: str, status: str, **extra: str
+    ) -> Response:
         return self.post(
             "/webhooks/twilio/recording-status",
             {

@@ -97,7 +97,7 @@ class TwilioProvider:
             http_client = TwilioHttpClient(timeout=self.timeout)  # SDK default: no retries
             client = Client(self.account_sid, self._auth_token, http_client=http_client)
             # TWILIO_EDGE / TWILIO_REGION from the environment would rewrite the host.
-            pass
+            client.edge = None
             client.region = None
             # Every resource we use lives on the `api` domain; point it at our base URL.
             client.api.base_url = self.api_base_url

@@ -86,6 +86,7 @@ def decide(
             )
         return off(Reason.FAIL_SAFE_NO_RECORD, Reason.NO_POLICY)
 
+    assert facts.department is not None  # checked with the queue above
     department = policy.department(facts.department)
     if department is None:
         return off(Reason.UNKNOWN_DEPARTMENT)

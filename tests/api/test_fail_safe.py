@@ -83,7 +83,8 @@ def test_database_down_still_answers_the_caller(make_platform, fail_safe, record
     services.engine.dispose()
     broken = services.engine.url.set(
         drivername=services.engine.url.drivername,
-        database="/nonexistent/dir/x.db" if services.engine.url.get_backend_name() == "sqlite"
+        database="/nonexistent/dir/x.db"
+        if services.engine.url.get_backend_name() == "sqlite"
         else "no_such_database_cg",
     )
     from app.db import make_engine, make_session_factory

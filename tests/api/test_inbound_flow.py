@@ -19,6 +19,8 @@ def test_contact_harlow_call_is_recorded_after_notice(platform: Platform, sessio
     row = session.scalars(select(Recording).where(Recording.call_sid == call_sid)).one()
     assert row.status == "completed"
     assert row.destroy_after is not None
-    types = [e.type for e in session.scalars(select(AuditEvent).where(AuditEvent.call_sid == call_sid))]
+    types = [
+        e.type for e in session.scalars(select(AuditEvent).where(AuditEvent.call_sid == call_sid))
+    ]
     assert types[0] == "call.started"
     assert "recording.started" in types and "recording.completed" in types

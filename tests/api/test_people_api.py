@@ -12,8 +12,17 @@ from app.users import Role, disable_user
 from tests.factories import MAIN_NUMBER, Platform, bearer, make_user
 
 CALL_KEYS = {
-    "call_sid", "status", "department", "agent", "recording", "desired", "reasons",
-    "policy_version", "payment_in_progress", "opted_out", "non_recorded_line",
+    "call_sid",
+    "status",
+    "department",
+    "agent",
+    "recording",
+    "desired",
+    "reasons",
+    "policy_version",
+    "payment_in_progress",
+    "opted_out",
+    "non_recorded_line",
 }
 
 
@@ -137,17 +146,33 @@ def test_audit_route_lists_events_in_order_without_phone_numbers(
     sequences = [e["sequence"] for e in items]
     assert sequences == sorted(sequences)
     types = [e["type"] for e in items]
-    for expected in ("call.started", "call.queued", "decision", "recording.start_requested",
-                     "recording.started", "call.ended", "recording.completed"):
+    for expected in (
+        "call.started",
+        "call.queued",
+        "decision",
+        "recording.start_requested",
+        "recording.started",
+        "call.ended",
+        "recording.completed",
+    ):
         assert expected in types
     started = next(e for e in items if e["type"] == "recording.started")
     assert started["recording_sid"] and started["policy_version"] == 1
     assert started["actor"] == "platform" and started["reasons"] == ["department_recorded"]
-    assert set(items[0]) >= {"sequence", "type", "occurred_at", "actor", "call_sid",
-                             "recording_sid", "reasons", "policy_version"}
-    assert "7700900123" not in client.get(
-        f"/api/v1/audit?call_sid={call_sid}", headers=bearer(token)
-    ).text
+    assert set(items[0]) >= {
+        "sequence",
+        "type",
+        "occurred_at",
+        "actor",
+        "call_sid",
+        "recording_sid",
+        "reasons",
+        "policy_version",
+    }
+    assert (
+        "7700900123"
+        not in client.get(f"/api/v1/audit?call_sid={call_sid}", headers=bearer(token)).text
+    )
     after = client.get(
         f"/api/v1/audit?call_sid={call_sid}&after={sequences[2]}", headers=bearer(token)
     ).json()["items"]

@@ -50,15 +50,13 @@ def test_the_configured_file_is_activated_at_start_when_none_is(
     settings = load_settings(database_url=migrated_url, policy_file=custom)
     services = build_services(settings)
     try:
-        with TestClient(create_app(settings, services)):
-            with services.sessions() as session:
-                active = active_policy(session)
-                assert active is not None and active.policy.name.startswith("Trial")
+        with TestClient(create_app(settings, services)), services.sessions() as session:
+            active = active_policy(session)
+            assert active is not None and active.policy.name.startswith("Trial")
         # A restart with another file does not replace an active version.
         other = load_settings(database_url=migrated_url)
-        with TestClient(create_app(other, services)):
-            with services.sessions() as session:
-                assert active_policy(session).version == active.version
+        with TestClient(create_app(other, services)), services.sessions() as session:
+            assert active_policy(session).version == active.version
     finally:
         services.close()
 

@@ -101,21 +101,34 @@ def test_signature_checked_against_public_url_behind_a_proxy(
     validator = RequestValidator("tok")
     try:
         with TestClient(create_app(settings, services), base_url="http://internal:9000") as c:
-            internal = validator.compute_signature("http://internal:9000/webhooks/twilio/voice", params)
-            assert c.post(
-                "/webhooks/twilio/voice", data=params, headers={"X-Twilio-Signature": internal}
-            ).status_code == 403
+            internal = validator.compute_signature(
+                "http://internal:9000/webhooks/twilio/voice", params
+            )
+            assert (
+                c.post(
+                    "/webhooks/twilio/voice", data=params, headers={"X-Twilio-Signature": internal}
+                ).status_code
+                == 403
+            )
             public = validator.compute_signature(f"{public_base_url}/webhooks/twilio/voice", params)
-            assert c.post(
-                "/webhooks/twilio/voice", data=params, headers={"X-Twilio-Signature": public}
-            ).status_code == 200
+            assert (
+                c.post(
+                    "/webhooks/twilio/voice", data=params, headers={"X-Twilio-Signature": public}
+                ).status_code
+                == 200
+            )
     finally:
         services.close()
 
 
 def test_unknown_form_fields_are_accepted(platform: Platform, form) -> None:
-    params = {**form, **WEBHOOKS["/webhooks/twilio/voice"], "CallerCountry": "GB",
-              "StirVerstat": "TN-Validation-Passed-A", "SomeFieldTwilioAddsTomorrow": "x"}
+    params = {
+        **form,
+        **WEBHOOKS["/webhooks/twilio/voice"],
+        "CallerCountry": "GB",
+        "StirVerstat": "TN-Validation-Passed-A",
+        "SomeFieldTwilioAddsTomorrow": "x",
+    }
     assert platform.post("/webhooks/twilio/voice", params).status_code == 200
 
 

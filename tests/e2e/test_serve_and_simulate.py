@@ -33,8 +33,9 @@ def live(database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
         "CALLGUARD_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
     }
     env.pop("CALLGUARD_TEST_DATABASE_URL", None)
-    subprocess.run([BIN / "callguard", "migrate"], env=env, cwd=tmp_path, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [BIN / "callguard", "migrate"], env=env, cwd=tmp_path, check=True, capture_output=True
+    )
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen(
         [BIN / "callguard", "serve"], env=env, cwd=tmp_path, stdout=log, stderr=log
@@ -74,7 +75,8 @@ def test_simulated_calls_are_recorded_or_not_by_department(live) -> None:
     recorded = _simulate(live, "--department", "contact-harlow")
     assert recorded.returncode == 0, recorded.stderr + recorded.stdout
     out = recorded.stdout
-    assert "decision: off because call_ended" in out  # the final decision, after hang-up
+    assert "decision: recording — department_recorded (policy version 1)" in out
+    assert "decision: off — call_ended" in out  # after the hang-up
     assert "recording RE" in out and "completed, destroy after" in out
     for event in ("call.started", "recording.started", "call.ended", "recording.completed"):
         assert event in out
@@ -82,6 +84,7 @@ def test_simulated_calls_are_recorded_or_not_by_department(live) -> None:
     unlisted = _simulate(live, "--department", "planning")
     assert unlisted.returncode == 0, unlisted.stderr
     assert "not recorded" in unlisted.stdout
+    assert "decision: off — department_not_recorded" in unlisted.stdout
     assert "recording.started" not in unlisted.stdout
 
     menu = _simulate(live, "--digits", "91")  # opt out, then Contact Harlow (stop)

@@ -43,9 +43,7 @@ def test_menu_with_notice_lists_every_menu_department_and_the_opt_out() -> None:
 
 
 def test_menu_after_opt_out_does_not_offer_it_again() -> None:
-    root = parse(
-        twiml.menu(POLICY, ACTION, notice=False, offer_opt_out=False, preface=["Noted."])
-    )
+    root = parse(twiml.menu(POLICY, ACTION, notice=False, offer_opt_out=False, preface=["Noted."]))
     assert root[0].tag == "Say" and root[0].text == "Noted."
     said = " ".join(s.text for s in root.find("Gather").iter("Say"))
     assert "not to be recorded" not in said
