@@ -96,6 +96,9 @@ WITHOUT_POLICY = [
     (queued(), FailSafe.NO_RECORD, OFF, (R.FAIL_SAFE_NO_RECORD, R.NO_POLICY)),
     (queued(UNRECORDED), FailSafe.NO_RECORD, OFF, (R.FAIL_SAFE_NO_RECORD, R.NO_POLICY)),
     (queued(), FailSafe.RECORD, RECORDING, (R.FAIL_SAFE_RECORD, R.NO_POLICY)),
+    # The fail-safe answer queues a call with no known department: the fail-safe decides.
+    (CallFacts(queued=True), FailSafe.RECORD, RECORDING, (R.FAIL_SAFE_RECORD, R.NO_POLICY)),
+    (CallFacts(queued=True), FailSafe.NO_RECORD, OFF, (R.FAIL_SAFE_NO_RECORD, R.NO_POLICY)),
     # Without a policy no department is known to be unrecorded.
     (queued(UNRECORDED), FailSafe.RECORD, RECORDING, (R.FAIL_SAFE_RECORD, R.NO_POLICY)),
 ]
@@ -228,7 +231,7 @@ def test_never_records_what_must_not_be_recorded(
         assert state is not RECORDING  # P2
     if facts.non_recorded_line or facts.ended:
         assert state is OFF  # P4
-    if not facts.queued or facts.department is None:
+    if not facts.queued or (facts.department is None and policy is not None):
         assert state is OFF  # nothing before the notice and the opt-out offer
     if policy is None:
         if facts.opted_out or fail_safe is FailSafe.NO_RECORD:
