@@ -109,6 +109,9 @@ class Call(Base):
     non_recorded_line: Mapped[bool] = mapped_column(Boolean, default=False)
     ended: Mapped[bool] = mapped_column(Boolean, default=False)
     agent: Mapped[str | None] = mapped_column(String(100))
+    transfer_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set when a start's answer was lost: no second start until its callback had time.
+    start_pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # decision and confirmed state
     desired: Mapped[str] = mapped_column(String(12), default="off")
     reasons: Mapped[list[str]] = mapped_column(JSON, default=list)

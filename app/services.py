@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.calls.platform import PlatformEvents
+from app.calls.locks import CallLocks
 from app.calls.reconcile import Reconciler
 from app.config import VAR_DIR, Settings
 from app.db import make_engine, make_session_factory
@@ -73,7 +74,10 @@ def build_services(settings: Settings, provider: Provider | None = None) -> Serv
     sessions = make_session_factory(engine)
     provider = provider or build_provider(settings)
     reconciler = Reconciler(
-        sessions, provider, f"{settings.public_base_url}/webhooks/twilio/recording-status"
+        sessions,
+        provider,
+        f"{settings.public_base_url}/webhooks/twilio/recording-status",
+        CallLocks(engine),
     )
     return Services(
         settings=settings,

@@ -43,10 +43,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
@@ -394,24 +395,24 @@ async def run_load(targets: Sequence[Target], concurrency: int, timeout: float) 
     ]
 
 
-def run_async(coroutine: object) -> list[Result]:
+def run_async(coroutine: Coroutine[Any, Any, list[Result]]) -> list[Result]:
     """uvloop for the client when installed (it is, with uvicorn[standard]): lighter."""
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(coroutine)  # type: ignore[arg-type]
+        return asyncio.run(coroutine)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coroutine)  # type: ignore[arg-type]
+        return runner.run(coroutine)
 
 
 # -- report --------------------------------------------------------------------------------
 
 
 def report(results: Sequence[Result]) -> None:
-    print(f"{'':12} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'':20} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for r in results:
         print(
-            f"{r.name:12} {len(r.latencies):>9} {r.throughput:>9.1f} "
+            f"{r.name:20} {len(r.latencies):>9} {r.throughput:>9.1f} "
             f"{r.percentile_ms(0.50):>8.2f} {r.percentile_ms(0.99):>8.2f} {len(r.errors):>7}"
         )
     for r in results:
@@ -445,10 +446,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     quick = args.quick
-    args.requests = args.requests or (200 if quick else 3000)
-    args.concurrency = args.concurrency or (4 if quick else 8)
-    args.warmup = args.warmup if args.warmup is not None else max(20, args.requests // 10)
-    args.timeout = args.timeout or (60.0 if quick else 300.0)
+    if args.requests is None:
+        args.requests = 200 if quick else 3000
+    if args.concurrency is None:
+        args.concurrency = 4 if quick else 8
+    if args.warmup is None:
+        args.warmup = max(20, args.requests // 10)
+    if args.timeout is None:
+        args.timeout = 60.0 if quick else 300.0
     if not 1 <= args.requests <= 100_000:
         parser.error("--requests must be between 1 and 100000")
     if not 1 <= args.concurrency <= 256:

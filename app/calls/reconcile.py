@@ -3,15 +3,21 @@ audited; no database transaction is held open while the provider is asked."""
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Literal
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import audit
 from app.calls.state import confirmed_state
-from app.calls.store import ACTIVE_RECORDING, find_call, recordings_of
+from app.calls.locks import CallLocks
+from app.calls.store import ACTIVE_RECORDING, TERMINAL_RECORDING, find_call, recordings_of
 from app.db import unit_of_work
 from app.models import Call, Recording, utcnow
 from app.policy_store import policy_version
@@ -20,6 +26,8 @@ from app.providers.base import Provider, ProviderError, RecordingInfo
 log = structlog.get_logger(__name__)
 
 Kind = Literal["start", "pause", "resume", "stop"]
+# How long a start whose answer was lost blocks another start (see _note_failure).
+START_UNCERTAIN = timedelta(seconds=60)
 
 _EVENTS = {
     "start": (
@@ -61,7 +69,7 @@ class Outcome:
         return not self.failures
 
 
-def plan(call: Call, recordings: list[Recording]) -> list[Action]:
+def plan(call: Call, recordings: list[Recording], now: datetime) -> list[Action]:
     """The provider actions that take the call from its recordings' state to `desired`.
     A running segment owned by another department than the call's is stopped: each
     recording belongs to one department."""
@@ -73,7 +81,8 @@ def plan(call: Call, recordings: list[Recording]) -> list[Action]:
     actions = [Action("stop", r.recording_sid) for r in foreign]
     if call.desired == "recording":
         actions += [Action("resume", r.recording_sid) for r in own if r.status == "paused"]
-        if not own:
+        pending = call.start_pending_until is not None and call.start_pending_until > now
+        if not own and not pending:
             actions.append(Action("start"))
     elif call.desired == "paused":
         actions += [Action("pause", r.recording_sid) for r in own if r.status == "in-progress"]
@@ -101,20 +110,88 @@ def new_recording(session: Session, call: Call, sid: str, status: str) -> Record
     return recording
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a transient provider failure is retried within one reconcile. Bounded so an
+    agent waiting on a pause gets an answer in a few seconds; the sweep retries later."""
+
+    attempts: int = 4
+    first_delay: float = 0.15
+    factor: float = 2.0
+
+    def delays(self) -> Iterator[float]:
+        delay = self.first_delay
+        for _ in range(self.attempts - 1):
+            yield delay * (0.75 + random.random() / 2)  # noqa: S311  (jitter, not crypto)
+            delay *= self.factor
+
+
+def _retryable(action: Action, error: ProviderError) -> bool:
+    """Pause, resume and stop set an absolute state, so repeating them is harmless. A start
+    is repeated only when Twilio certainly did not act on it (429, 20429, 16114): after a
+    timeout or a 5xx it may have created a recording, and a blind retry could make two."""
+    if not error.transient:
+        return False
+    if action.kind != "start":
+        return True
+    return error.status == 429 or error.code in (20429, 16114)
+
+
 class Reconciler:
+    MAX_PASSES = 5
+
     def __init__(
-        self, sessions: sessionmaker[Session], provider: Provider, recording_callback: str
+        self,
+        sessions: sessionmaker[Session],
+        provider: Provider,
+        recording_callback: str,
+        locks: CallLocks,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.sessions = sessions
         self.provider = provider
         self.recording_callback = recording_callback
+        self.locks = locks
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
 
     def reconcile(self, call_sid: str, actor: str) -> Outcome:
+        """Bring the platform to the call's desired state, holding the call's reconcile
+        lock: concurrent requests queue here, and each plans from the newest facts, so the
+        last one to finish leaves what decide() gives for the final facts."""
+        outcome = Outcome()
+        with self.locks.hold(call_sid):
+            for _ in range(self.MAX_PASSES):
+                actions = self._plan(call_sid, actor)
+                if not actions:
+                    break
+                outcome.actions += actions
+                failures = [f for a in actions if (f := self._carry_out(call_sid, a, actor))]
+                outcome.failures += failures
+                if failures:
+                    break  # surfaced to the caller and retried by the sweep, not looped on
+        return outcome
+
+    def sweep(self, actor: str = "system") -> int:
+        """Reconcile every live call whose confirmed state differs from its desired one
+        (a failed resume or stop is retried here, never dropped). Returns how many."""
+        with unit_of_work(self.sessions) as session:
+            sids = list(
+                session.scalars(
+                    select(Call.call_sid).where(Call.ended.is_(False), Call.desired != Call.recording)
+                )
+            )
+        for call_sid in sids:
+            self.reconcile(call_sid, actor)
+        return len(sids)
+
+    def _plan(self, call_sid: str, actor: str) -> list[Action]:
         with unit_of_work(self.sessions) as session:
             call = find_call(session, call_sid, lock=True)
             if call is None:
-                return Outcome()
-            actions = plan(call, recordings_of(session, call_sid))
+                return []
+            actions = plan(call, recordings_of(session, call_sid), utcnow())
             for action in actions:
                 audit.append(
                     session,
@@ -125,14 +202,17 @@ class Reconciler:
                     reasons=call.reasons,
                     policy_version=call.policy_version,
                 )
-        outcome = Outcome(actions=actions)
-        for action in actions:
+            return actions
+
+    def _carry_out(
+        self, call_sid: str, action: Action, actor: str
+    ) -> tuple[Action, ProviderError] | None:
+        delays = self.retry.delays()
+        while True:
             try:
-                info: RecordingInfo | None = self._perform(call_sid, action)
-                error = None
+                info = self._perform(call_sid, action)
             except ProviderError as exc:
-                info, error = None, exc
-                outcome.failures.append((action, exc))
+                delay = next(delays, None) if _retryable(action, exc) else None
                 log.warning(
                     "provider_action_failed",
                     call_sid=call_sid,
@@ -140,9 +220,16 @@ class Reconciler:
                     status=exc.status,
                     code=exc.code,
                     transient=exc.transient,
+                    retry_in=delay,
                 )
-            self._record_outcome(call_sid, action, info, error, actor)
-        return outcome
+                if delay is not None:
+                    self._record_retry(call_sid, action, exc, actor)
+                    self.sleep(delay)
+                    continue
+                self._record_outcome(call_sid, action, None, exc, actor)
+                return None if exc.not_found and action.kind != "start" else (action, exc)
+            self._record_outcome(call_sid, action, info, None, actor)
+            return None
 
     def _perform(self, call_sid: str, action: Action) -> RecordingInfo:
         if action.kind == "start":
@@ -154,6 +241,19 @@ class Reconciler:
             "stop": self.provider.stop_recording,
         }[action.kind]
         return operation(call_sid, action.recording_sid)
+
+    def _record_retry(
+        self, call_sid: str, action: Action, error: ProviderError, actor: str
+    ) -> None:
+        with unit_of_work(self.sessions) as session:
+            audit.append(
+                session,
+                audit.EventType.PROVIDER_RETRY,
+                actor=actor,
+                call_sid=call_sid,
+                recording_sid=action.recording_sid,
+                detail={"action": action.kind, **_error_detail(error)},
+            )
 
     def _record_outcome(
         self,
@@ -168,20 +268,18 @@ class Reconciler:
             call = find_call(session, call_sid, lock=True)
             assert call is not None
             recording_sid = info.sid if info else action.recording_sid
+            detail: dict[str, object] = {}
             if info is not None:
+                detail["provider_status"] = str(info.status)
                 recording = session.get(Recording, info.sid)
                 if recording is None:
                     recording = new_recording(session, call, info.sid, str(info.status))
-                elif recording.status not in ("completed", "absent", "failed"):
+                elif recording.status not in TERMINAL_RECORDING:
                     recording.status = str(info.status)
-            detail: dict[str, object] = {"provider_status": str(info.status)} if info else {}
-            if error is not None:
-                detail = {
-                    "error": str(error),
-                    "status": error.status,
-                    "code": error.code,
-                    "transient": error.transient,
-                }
+                call.start_pending_until = None
+            elif error is not None:
+                detail.update(_error_detail(error))
+                self._note_failure(session, call, action, error, detail)
             audit.append(
                 session,
                 failed if error else succeeded,
@@ -195,3 +293,33 @@ class Reconciler:
             session.flush()
             call.recording = confirmed_state(call, recordings_of(session, call_sid))
             call.updated_at = utcnow()
+
+    @staticmethod
+    def _note_failure(
+        session: Session,
+        call: Call,
+        action: Action,
+        error: ProviderError,
+        detail: dict[str, object],
+    ) -> None:
+        if action.kind == "start" and error.transient:
+            # The platform may have started it anyway: wait for its in-progress callback
+            # before starting another (the sweep starts one after this, if none came).
+            call.start_pending_until = utcnow() + START_UNCERTAIN
+            detail["start_pending_until"] = call.start_pending_until.isoformat()
+        if error.not_found and action.recording_sid:
+            # Gone at the platform: it can record nothing more. Marked absent, so it is
+            # neither paused nor resumed again; a later callback cannot reopen it.
+            recording = session.get(Recording, action.recording_sid)
+            if recording is not None and recording.status not in TERMINAL_RECORDING:
+                recording.status = "absent"
+                detail["marked"] = "absent"
+
+
+def _error_detail(error: ProviderError) -> dict[str, object]:
+    return {
+        "error": str(error),
+        "status": error.status,
+        "code": error.code,
+        "transient": error.transient,
+    }
