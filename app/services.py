@@ -9,8 +9,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.calls.platform import PlatformEvents
 from app.calls.locks import CallLocks
+from app.calls.platform import PlatformEvents
 from app.calls.reconcile import Reconciler
 from app.config import VAR_DIR, Settings
 from app.db import make_engine, make_session_factory

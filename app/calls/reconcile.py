@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import audit
-from app.calls.state import confirmed_state
 from app.calls.locks import CallLocks
+from app.calls.state import confirmed_state
 from app.calls.store import ACTIVE_RECORDING, TERMINAL_RECORDING, find_call, recordings_of
 from app.db import unit_of_work
 from app.models import Call, Recording, utcnow
@@ -177,11 +177,10 @@ class Reconciler:
         """Reconcile every live call whose confirmed state differs from its desired one
         (a failed resume or stop is retried here, never dropped). Returns how many."""
         with unit_of_work(self.sessions) as session:
-            sids = list(
-                session.scalars(
-                    select(Call.call_sid).where(Call.ended.is_(False), Call.desired != Call.recording)
-                )
+            drifted = select(Call.call_sid).where(
+                Call.ended.is_(False), Call.desired != Call.recording
             )
+            sids = list(session.scalars(drifted))
         for call_sid in sids:
             self.reconcile(call_sid, actor)
         return len(sids)
