@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import errors, health, people, simulator, webhooks
+from app.api import controls, errors, health, people, simulator, webhooks
 from app.config import Settings, get_settings
 from app.db import unit_of_work
 from app.logging import configure_logging
@@ -56,6 +56,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(people.router)
+    app.include_router(controls.router)
     if settings.provider == "simulator":
         app.include_router(simulator.router)
     return app

@@ -9,9 +9,12 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.calls.assignment import Assignments
+from app.calls.controls import CallControls
 from app.calls.locks import CallLocks
 from app.calls.platform import PlatformEvents
 from app.calls.reconcile import Reconciler
+from app.calls.transfers import Transfers
 from app.config import VAR_DIR, Settings
 from app.db import make_engine, make_session_factory
 from app.providers.base import Provider
@@ -25,7 +28,11 @@ class Services:
     engine: Engine
     sessions: sessionmaker[Session]
     provider: Provider
+    reconciler: Reconciler
     platform: PlatformEvents
+    controls: CallControls
+    transfers: Transfers
+    assignments: Assignments
     webhook_token: str
 
     def close(self) -> None:
@@ -79,11 +86,17 @@ def build_services(settings: Settings, provider: Provider | None = None) -> Serv
         f"{settings.public_base_url}/webhooks/twilio/recording-status",
         CallLocks(engine),
     )
+    platform = PlatformEvents(settings, sessions, reconciler)
+    controls = CallControls(settings, sessions, reconciler)
     return Services(
         settings=settings,
         engine=engine,
         sessions=sessions,
         provider=provider,
-        platform=PlatformEvents(settings, sessions, reconciler),
+        reconciler=reconciler,
+        platform=platform,
+        controls=controls,
+        transfers=Transfers(sessions, provider, reconciler, controls, platform),
+        assignments=Assignments(sessions),
         webhook_token=webhook_token(settings),
     )

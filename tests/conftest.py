@@ -17,7 +17,6 @@ from sqlalchemy.engine import make_url
 
 from app import migrate
 from app.config import Settings, get_settings, load_settings
-from app.db import unit_of_work
 from app.main import create_app
 from app.providers.simulator import SimulatorProvider
 from app.services import Services, build_services
@@ -105,5 +104,6 @@ def platform(client: TestClient, settings: Settings, simulator: SimulatorProvide
 
 @pytest.fixture
 def session(services: Services):  # type: ignore[no-untyped-def]
-    with unit_of_work(services.sessions) as s:
+    """For reading after the app has acted (on SQLite a transaction takes the write lock)."""
+    with services.sessions() as s:
         yield s

@@ -55,4 +55,5 @@ def require(*roles: Role) -> Callable[[User], User]:
 AnyRole = CurrentUser
 # Call routes: an agent (their own calls only, checked by the service) or supervisor+.
 CallActor = Annotated[User, Depends(require(Role.AGENT, Role.SUPERVISOR, Role.ADMIN))]
+SupervisorPlus = Annotated[User, Depends(require(Role.SUPERVISOR, Role.ADMIN))]
 GovernancePlus = Annotated[User, Depends(require(Role.GOVERNANCE, Role.ADMIN))]

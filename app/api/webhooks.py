@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl
 
 import structlog
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator
@@ -74,6 +75,27 @@ def ivr(
     step: Annotated[int, Query(ge=1, le=1000)] = 1,
 ) -> Response:
     return _answer_call(services, lambda: services.platform.ivr(form, step, _token(request)))
+
+
+@router.post("/transfer")
+def transfer(
+    request: Request,
+    form: Form,
+    services: ServicesDep,
+    kind: str = "department",
+    transfer: Annotated[int, Query(ge=1)] = 1,
+    department: str = "",
+) -> Response:
+    return _answer_call(
+        services,
+        lambda: services.transfers.webhook(form, kind, transfer, department, _token(request)),
+    )
+
+
+@router.post("/assignment")
+def assignment(request: Request, form: Form, services: ServicesDep) -> JSONResponse:
+    """TaskRouter's assignment callback: answers its JSON instruction."""
+    return JSONResponse(services.assignments.handle(form, _token(request)))
 
 
 @router.post("/call-status")

@@ -52,7 +52,7 @@ class BadWebhook(BadRequest):
     """A webhook without a field it must have (answered 400, nothing stored)."""
 
 
-def _required(form: Mapping[str, str], name: str) -> str:
+def required(form: Mapping[str, str], name: str) -> str:
     value = form.get(name, "").strip()
     if not value:
         raise BadWebhook(f"missing form field {name}")
@@ -84,6 +84,16 @@ class PlatformEvents:
         self.sessions = sessions
         self.reconciler = reconciler
 
+    def redecide(self, session: Session, call: Call, actor: str) -> None:
+        redecide(session, call, active_policy(session), self.settings.fail_safe, actor)
+
+    def queue_twiml(self, call: Call, department: str | None) -> str:
+        return twiml.enqueue(
+            department or twiml.FALLBACK_QUEUE,
+            call_sid=call.call_sid,
+            workflow_sid=self.settings.taskrouter_workflow_sid,
+        )
+
     def url(self, path: str, **query: object) -> str:
         base = f"{self.settings.public_base_url}{path}"
         return f"{base}?{urlencode(query)}" if query else base
@@ -91,7 +101,7 @@ class PlatformEvents:
     # -- voice ---------------------------------------------------------------------------
 
     def voice(self, form: Mapping[str, str], token: str | None) -> Reply:
-        call_sid = _required(form, "CallSid")
+        call_sid = required(form, "CallSid")
         dialled = form.get("To", "")
         with unit_of_work(self.sessions) as session:
             receipt = claim_receipt(session, f"voice:{call_sid}", token, "voice", call_sid)
@@ -157,7 +167,7 @@ class PlatformEvents:
     # -- ivr -----------------------------------------------------------------------------
 
     def ivr(self, form: Mapping[str, str], step: int, token: str | None) -> Reply:
-        call_sid = _required(form, "CallSid")
+        call_sid = required(form, "CallSid")
         # The key names the menu step, never the digits: gathered digits are not stored.
         key = f"ivr:{call_sid}:{step}"
         queued = False
@@ -171,11 +181,7 @@ class PlatformEvents:
                 body = self._fail_safe(session, call)
             elif call.payment_in_progress or call.queued:
                 # Digits pressed while queued or paying are not menu choices and are dropped.
-                body = twiml.enqueue(
-                    call.department or twiml.FALLBACK_QUEUE,
-                    call_sid=call_sid,
-                    workflow_sid=self.settings.taskrouter_workflow_sid,
-                )
+                body = self.queue_twiml(call, call.department)
             else:
                 body = self._menu_choice(session, call, active, form.get("Digits"), step)
                 queued = call.queued
@@ -250,8 +256,8 @@ class PlatformEvents:
     # -- call status ---------------------------------------------------------------------
 
     def call_status(self, form: Mapping[str, str], token: str | None) -> Reply:
-        call_sid = _required(form, "CallSid")
-        status = _required(form, "CallStatus")
+        call_sid = required(form, "CallSid")
+        status = required(form, "CallStatus")
         if status not in _CALL_RANK:
             raise BadWebhook(f"unknown CallStatus {status!r}")
         sequence = int(form.get("SequenceNumber") or -1)
@@ -299,9 +305,9 @@ class PlatformEvents:
     # -- recording status ----------------------------------------------------------------
 
     def recording_status(self, form: Mapping[str, str], token: str | None) -> Reply:
-        call_sid = _required(form, "CallSid")
-        recording_sid = _required(form, "RecordingSid")
-        status = _required(form, "RecordingStatus")
+        call_sid = required(form, "CallSid")
+        recording_sid = required(form, "RecordingSid")
+        status = required(form, "RecordingStatus")
         if status not in _RECORDING_STATUSES:
             raise BadWebhook(f"unknown RecordingStatus {status!r}")
         key = f"recording-status:{recording_sid}:{status}"

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
 import structlog
 from sqlalchemy import select
@@ -124,6 +124,26 @@ class RetryPolicy:
         for _ in range(self.attempts - 1):
             yield delay * (0.75 + random.random() / 2)  # noqa: S311  (jitter, not crypto)
             delay *= self.factor
+
+
+T = TypeVar("T")
+
+
+def with_retries(
+    operation: Callable[[], T],
+    policy: RetryPolicy,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Repeat an idempotent provider operation on transient errors, within the policy."""
+    delays = policy.delays()
+    while True:
+        try:
+            return operation()
+        except ProviderError as exc:
+            delay = next(delays, None) if exc.transient else None
+            if delay is None:
+                raise
+            sleep(delay)
 
 
 def _retryable(action: Action, error: ProviderError) -> bool:

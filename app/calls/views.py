@@ -33,12 +33,13 @@ def call_object(call: Call) -> dict[str, Any]:
     }
 
 
-def call_for(session: Session, user: User, call_sid: str) -> Call:
+def call_for(session: Session, user: User, call_sid: str, *, lock: bool = False) -> Call:
     """The call if this person may see it; another agent's call is the same 404 as a
     call that does not exist, so its existence is not revealed."""
-    call = session.scalars(
-        select(Call).where(Call.call_sid == call_sid).where(_visible(user))
-    ).one_or_none()
+    query = select(Call).where(Call.call_sid == call_sid).where(_visible(user))
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    call = session.scalars(query).one_or_none()
     if call is None:
         raise NotFound(f"no call {call_sid}")
     return call

@@ -97,6 +97,22 @@ def enqueue(
     return str(response)
 
 
+TRANSFERRING = ("Please hold while we transfer your call.",)
+
+
+def dial(number: str, *, action: str | None = None, preface: Sequence[str] = ()) -> str:
+    """Connect the caller to another line (the non-recorded phone, the payment line).
+    With `action`, the platform asks us what next when that leg ends."""
+    response = VoiceResponse()
+    for text in preface:
+        _say(response, text)
+    if action:
+        response.dial(number, action=action, method="POST")
+    else:
+        response.dial(number)
+    return str(response)
+
+
 def fail_safe(record: bool, status_callback: str, notice: str) -> str:
     """When callguard cannot decide (no database, no valid policy): the call still reaches
     a person. Recorded only when CALLGUARD_FAIL_SAFE=record, and then after the notice."""
