@@ -82,3 +82,30 @@ def test_a_refused_start_is_logged_and_the_call_still_queues(twilio_platform, tw
         ]
     assert failed[0].detail["status"] == 500
     assert failed[0].detail["transient"] is True
+
+
+def test_pause_for_payment_sends_pause_behavior_skip(twilio_platform, twilio_server, services_of):
+    from app.users import Role
+    from tests.factories import bearer, make_user
+
+    call_sid = new_call_sid()
+    twilio_server.platform.add_call(call_sid)
+    twilio_platform.voice(call_sid, MAIN_NUMBER)
+    twilio_platform.ivr(call_sid, 1, "1")
+    services = services_of(twilio_platform)
+    token = make_user(services, "sup", Role.SUPERVISOR)
+    client = twilio_platform.client
+    response = client.post(f"/api/v1/calls/{call_sid}/payment/start", headers=bearer(token))
+    assert response.json()["confirmed"] is True
+    recording_sid = twilio_server.platform.recordings(call_sid)[0].sid
+    (pause,) = twilio_server.requests_for("POST", f"/Recordings/{recording_sid}.json")
+    assert (pause.field("Status"), pause.field("PauseBehavior")) == ("paused", "skip")
+    client.post(f"/api/v1/calls/{call_sid}/payment/end", headers=bearer(token))
+    resume = twilio_server.requests_for("POST", f"/Recordings/{recording_sid}.json")[1]
+    assert (resume.field("Status"), resume.field("PauseBehavior")) == ("in-progress", None)
+    assert not twilio_server.violations
+
+
+@pytest.fixture
+def services_of():
+    return lambda platform: platform.client.app.state.services
