@@ -116,11 +116,20 @@ class _Reject(Exception):
 
 
 class FakeTwilioServer:
-    """Twilio's REST API for one account, served by uvicorn on 127.0.0.1 in a thread."""
+    """Twilio's REST API for one account, served by uvicorn on 127.0.0.1 in a thread.
 
-    def __init__(self, account_sid: str | None = None, auth_token: str | None = None) -> None:
+    `latency` (seconds, settable at any time, kept across `reset()`) is waited before every
+    request is answered, as a network and Twilio's own processing would; an injected delay
+    comes on top of it."""
+
+    def __init__(
+        self, account_sid: str | None = None, auth_token: str | None = None, *, latency: float = 0.0
+    ) -> None:
+        if latency < 0:
+            raise ValueError("latency must not be negative")
         self.account_sid = account_sid or new_sid("AC")
         self.auth_token = auth_token or new_sid("")
+        self.latency = latency
         self.spec: SpecIndex = load_spec()
         self.base_url = ""
         self._state = self._new_state()
@@ -250,6 +259,8 @@ class FakeTwilioServer:
 
     async def _handle(self, request: Request) -> Response:
         state = self._state  # bound once: a reset during a delay must not mix tests up
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
         body = (await request.body()).decode("utf-8", "replace")
         content_type = request.headers.get("content-type", "")
         form = parse_qsl(body, keep_blank_values=True) if body else []
