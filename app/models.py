@@ -107,6 +107,7 @@ class Call(Base):
     payment_in_progress: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     non_recorded_line: Mapped[bool] = mapped_column(Boolean, default=False)
+    opt_out_stopped: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     ended: Mapped[bool] = mapped_column(Boolean, default=False)
     agent: Mapped[str | None] = mapped_column(String(100))
     transfer_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -9,7 +9,7 @@ from app.calls.state import facts_of
 from app.config import FailSafe as SettingsFailSafe
 from app.models import Call
 from app.policy_store import ActivePolicy
-from app.recording_policy import Decision, FailSafe, decide
+from app.recording_policy import Decision, FailSafe, Reason, decide
 
 
 def redecide(
@@ -25,6 +25,8 @@ def redecide(
         active.version if active else None,
         FailSafe(fail_safe.value),
     )
+    if Reason.OPTED_OUT_STOP in decision.reasons:
+        call.opt_out_stopped = True  # sticky: see CallFacts.opt_out_stopped
     reasons = [str(r) for r in decision.reasons]
     if (call.desired, call.reasons, call.policy_version) != (
         str(decision.state),

@@ -16,6 +16,7 @@ def facts_of(call: Call) -> CallFacts:
         opted_out=call.opted_out,
         non_recorded_line=call.non_recorded_line,
         ended=call.ended,
+        opt_out_stopped=call.opt_out_stopped,
     )
 
 

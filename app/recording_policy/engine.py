@@ -44,6 +44,9 @@ class CallFacts:
     opted_out: bool = False  # caller asked not to be recorded (IVR digit or agent)
     non_recorded_line: bool = False  # supervisor moved the call there; never undone
     ended: bool = False
+    # An opt-out that once stopped recording keeps it stopped, even after a transfer to a
+    # department whose action would be advise_email (set from an earlier decision).
+    opt_out_stopped: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ def decide(
     # the fail-safe queue is enough.
     if not facts.queued or (facts.department is None and policy is not None):
         return off(Reason.NOT_YET_QUEUED)
+    if facts.opt_out_stopped:
+        return off(Reason.OPTED_OUT_STOP)
 
     if policy is None:
         # The department's opt-out action is unknown: take the one that stops.
@@ -88,12 +93,15 @@ def decide(
 
     assert facts.department is not None  # checked with the queue above
     department = policy.department(facts.department)
+    # P6: an opt-out whose action is stop outranks the department rule, so it is the
+    # decisive reason (and stays in force after a transfer) even where nothing records.
+    # An unknown department's action is unknown: take the one that stops.
+    if facts.opted_out and (department is None or department.opt_out is OptOutAction.STOP):
+        return off(Reason.OPTED_OUT_STOP)
     if department is None:
         return off(Reason.UNKNOWN_DEPARTMENT)
     if not department.recorded:
         return off(Reason.DEPARTMENT_NOT_RECORDED)
-    if facts.opted_out and department.opt_out is OptOutAction.STOP:
-        return off(Reason.OPTED_OUT_STOP)
 
     # Only advise_email opt-outs reach here: recording continues, the agent is told.
     advised = (Reason.OPTED_OUT_ADVISE_EMAIL,) if facts.opted_out else ()

@@ -25,10 +25,14 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("start_pending_until", sa.DateTime(timezone=True), nullable=True)
         )
+        batch_op.add_column(
+            sa.Column("opt_out_stopped", sa.Boolean(), server_default="0", nullable=False)
+        )
 
 
 def downgrade() -> None:
 
     with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.drop_column("opt_out_stopped")
         batch_op.drop_column("start_pending_until")
         batch_op.drop_column("transfer_count")

@@ -48,8 +48,11 @@ WITH_POLICY = [
     (queued(UNRECORDED), OFF, (R.DEPARTMENT_NOT_RECORDED,)),
     # Nothing is recorded there, so there is nothing to pause.
     (queued(UNRECORDED, payment_in_progress=True), OFF, (R.DEPARTMENT_NOT_RECORDED,)),
-    (queued(UNRECORDED, opted_out=True), OFF, (R.DEPARTMENT_NOT_RECORDED,)),
+    (queued(UNRECORDED, opted_out=True), OFF, (R.OPTED_OUT_STOP,)),
+    (queued("no-such-department", opted_out=True), OFF, (R.OPTED_OUT_STOP,)),
     (queued(STOP, opted_out=True), OFF, (R.OPTED_OUT_STOP,)),
+    # Stopped for an opt-out, then transferred to an advise_email department: still off.
+    (queued(ADVISE, opted_out=True, opt_out_stopped=True), OFF, (R.OPTED_OUT_STOP,)),
     (queued(STOP, opted_out=True, payment_in_progress=True), OFF, (R.OPTED_OUT_STOP,)),
     (queued(STOP, payment_in_progress=True), PAUSED, (R.PAYMENT_IN_PROGRESS,)),
     (
@@ -98,6 +101,7 @@ WITHOUT_POLICY = [
     (queued(), FailSafe.RECORD, RECORDING, (R.FAIL_SAFE_RECORD, R.NO_POLICY)),
     # The fail-safe answer queues a call with no known department: the fail-safe decides.
     (CallFacts(queued=True), FailSafe.RECORD, RECORDING, (R.FAIL_SAFE_RECORD, R.NO_POLICY)),
+    (queued(ADVISE, opt_out_stopped=True), FailSafe.RECORD, OFF, (R.OPTED_OUT_STOP,)),
     (CallFacts(queued=True), FailSafe.NO_RECORD, OFF, (R.FAIL_SAFE_NO_RECORD, R.NO_POLICY)),
     # Without a policy no department is known to be unrecorded.
     (queued(UNRECORDED), FailSafe.RECORD, RECORDING, (R.FAIL_SAFE_RECORD, R.NO_POLICY)),
@@ -197,6 +201,7 @@ def cases(draw: st.DrawFn) -> tuple[CallFacts, Policy | None]:
             opted_out=st.booleans(),
             non_recorded_line=st.booleans(),
             ended=st.booleans(),
+            opt_out_stopped=st.booleans(),
         )
     )
     return facts, policy
@@ -229,8 +234,8 @@ def test_never_records_what_must_not_be_recorded(
     state = decide(facts, policy, 1, fail_safe).state
     if facts.payment_in_progress:
         assert state is not RECORDING  # P2
-    if facts.non_recorded_line or facts.ended:
-        assert state is OFF  # P4
+    if facts.non_recorded_line or facts.ended or facts.opt_out_stopped:
+        assert state is OFF  # P4, and a stop opt-out stays a stop (sticky)
     if not facts.queued or (facts.department is None and policy is not None):
         assert state is OFF  # nothing before the notice and the opt-out offer
     if policy is None:
