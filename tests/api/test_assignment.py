@@ -43,9 +43,7 @@ def test_assignment_assigns_the_call(platform: Platform, services, worker) -> No
     assert instruction["from"] == MAIN_NUMBER
     with services.sessions() as session:
         assert session.get(Call, call_sid).agent == "ann"
-        event = session.scalars(
-            select(AuditEvent).where(AuditEvent.type == "call.assigned")
-        ).one()
+        event = session.scalars(select(AuditEvent).where(AuditEvent.type == "call.assigned")).one()
         assert (event.actor, event.detail["source"]) == ("platform", "taskrouter")
 
 
@@ -66,9 +64,14 @@ def test_unknown_person_still_dequeues_and_is_logged(platform: Platform, service
     assert response.json()["instruction"] == "dequeue"
     with services.sessions() as session:
         assert session.get(Call, call_sid).agent is None
-        assert session.scalars(
-            select(AuditEvent).where(AuditEvent.type == "call.assignment_unmatched")
-        ).one().detail["worker"] == "nobody"
+        assert (
+            session.scalars(
+                select(AuditEvent).where(AuditEvent.type == "call.assignment_unmatched")
+            )
+            .one()
+            .detail["worker"]
+            == "nobody"
+        )
 
 
 def test_assignment_needs_a_signature(platform: Platform) -> None:
