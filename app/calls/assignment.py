@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import audit
 from app.calls.controls import assign_call
 from app.calls.platform import PLATFORM, required
-from app.calls.store import claim_receipt, find_call, stored_response
+from app.calls.store import claim_receipt, find_call, keep_response, stored_response
 from app.db import unit_of_work
 from app.errors import BadRequest
 from app.models import User
@@ -52,7 +52,7 @@ class Assignments:
                 stored = stored_response(session, key, token)
                 return json.loads(stored) if stored else {"instruction": "dequeue"}
             instruction = self._assign(session, call_sid, worker)
-            receipt.response_body = json.dumps(instruction)
+            keep_response(session, receipt, json.dumps(instruction))
         return instruction
 
     def _assign(self, session: Session, call_sid: str, worker: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from app.calls.reconcile import Reconciler, new_recording
 from app.calls.state import confirmed_state
 from app.calls.store import (
     claim_receipt,
+    keep_response,
     lock_call,
     recordings_of,
     stored_response,
@@ -118,7 +119,7 @@ class PlatformEvents:
                 detail={"dialled": dialled, "direction": form.get("Direction", "inbound")},
             )
             body = self._answer(session, call, active)
-            receipt.response_body = body
+            keep_response(session, receipt, body)
         return Reply(body)
 
     def _answer(self, session: Session, call: Call, active: ActivePolicy | None) -> str:
@@ -185,7 +186,7 @@ class PlatformEvents:
             else:
                 body = self._menu_choice(session, call, active, form.get("Digits"), step)
                 queued = call.queued
-            receipt.response_body = body
+            keep_response(session, receipt, body)
         if queued:
             self.reconciler.reconcile(call_sid, PLATFORM)
         return Reply(body)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.models import Call, Recording, WebhookReceipt
+from app.models import Call, Recording, WebhookReceipt, utcnow
 
 ACTIVE_RECORDING = ("in-progress", "paused")
 TERMINAL_RECORDING = ("stopped", "completed", "absent", "failed")
@@ -54,19 +54,30 @@ def recordings_of(session: Session, call_sid: str) -> list[Recording]:
 
 def claim_receipt(
     session: Session, key: str, token: str | None, path: str, call_sid: str | None
-) -> WebhookReceipt | None:
-    """Record a webhook delivery. None when this key (or Twilio's idempotency token) was
-    already applied: the caller then replays the stored response instead. A concurrent
-    duplicate waits on the unique index until the first commits, then gets None."""
-    inserted = session.execute(
+) -> int | None:
+    """Record a webhook delivery; returns the receipt's id. None when this key (or
+    Twilio's idempotency token) was already applied: the caller then replays the stored
+    response instead. A concurrent duplicate waits on the unique index until the first
+    commits, then gets None."""
+    return session.execute(
         _insert(session, WebhookReceipt)
-        .values(dedupe_key=key, idempotency_token=token, path=path, call_sid=call_sid)
+        .values(
+            dedupe_key=key,
+            idempotency_token=token,
+            path=path,
+            call_sid=call_sid,
+            received_at=utcnow(),
+        )
         .on_conflict_do_nothing()
         .returning(WebhookReceipt.id)
     ).scalar_one_or_none()
-    if inserted is None:
-        return None
-    return session.get(WebhookReceipt, inserted)
+
+
+def keep_response(session: Session, receipt: int, body: str) -> None:
+    """Store the answer, so that a duplicate delivery gets the same one."""
+    session.execute(
+        update(WebhookReceipt).where(WebhookReceipt.id == receipt).values(response_body=body)
+    )
 
 
 def stored_response(session: Session, key: str, token: str | None) -> str | None:

@@ -15,7 +15,7 @@ from app import audit
 from app.calls.controls import CallControls, locked_call_for
 from app.calls.platform import PLATFORM, PlatformEvents, Reply, required
 from app.calls.reconcile import Reconciler, RetryPolicy, with_retries
-from app.calls.store import claim_receipt, lock_call, stored_response
+from app.calls.store import claim_receipt, keep_response, lock_call, stored_response
 from app.db import unit_of_work
 from app.errors import BadRequest, Conflict, DomainError, Forbidden, Unavailable
 from app.models import Call, User
@@ -208,7 +208,7 @@ class Transfers:
                     )
                     self.platform.redecide(session, call, PLATFORM)
                 body = self.platform.queue_twiml(call, department or call.department)
-            receipt.response_body = body
+            keep_response(session, receipt, body)
         if kind == "payment_return":
             self.reconciler.reconcile(call_sid, PLATFORM)
         return Reply(body)
