@@ -12,17 +12,20 @@ from app.config import Settings, get_settings
 from app.db import unit_of_work
 from app.logging import configure_logging
 from app.policy_store import ensure_active
+from app.providers.simulator import SimulatorProvider
 from app.services import Services, build_services
+from app.simulated_platform import CallbackDispatcher
+from app.sweeper import Sweeper
 
 
 def create_app(
     settings: Settings | None = None,
     services: Services | None = None,
     *,
-    deliver_callbacks: bool = False,
+    background: bool = False,
 ) -> FastAPI:
-    """`services` may be injected (tests); `deliver_callbacks` starts the simulated
-    platform's callback sender (serve mode; tests drain the outbox themselves)."""
+    """`services` may be injected (tests). `background` (serve mode) starts the reconcile
+    sweep and, on the simulator, its callback sender; tests drive both themselves."""
     settings = settings or (services.settings if services else get_settings())
 
     @asynccontextmanager
@@ -31,17 +34,18 @@ def create_app(
         with unit_of_work(built.sessions) as session:
             ensure_active(session, settings.policy_file)
         app.state.services = built
-        dispatcher = None
-        if deliver_callbacks and settings.provider == "simulator":
-            from app.simulated_platform import CallbackDispatcher
-
-            dispatcher = CallbackDispatcher(built.provider, built.webhook_token)  # type: ignore[arg-type]
-            dispatcher.start()
+        workers: list[Sweeper | CallbackDispatcher] = []
+        if background:
+            workers.append(Sweeper(built.reconciler))
+            if isinstance(built.provider, SimulatorProvider):
+                workers.append(CallbackDispatcher(built.provider, built.webhook_token))
+        for worker in workers:
+            worker.start()
         try:
             yield
         finally:
-            if dispatcher is not None:
-                dispatcher.stop()
+            for worker in workers:
+                worker.stop()
             if services is None:
                 built.close()
 
@@ -64,4 +68,4 @@ def create_app(
 
 def serve_app() -> FastAPI:
     """uvicorn's factory for `callguard serve`."""
-    return create_app(deliver_callbacks=True)
+    return create_app(background=True)
