@@ -138,32 +138,72 @@ def policy_activate(file: Path) -> None:
 
 @cli.command()
 def simulate(
-    scenario: Annotated[str, typer.Argument(help="inbound")] = "inbound",
-    department: Annotated[str | None, typer.Option(help="department id: dial its number")] = None,
+    scenario: Annotated[
+        str, typer.Argument(help="inbound, payment, opt-out, transfer or non-recorded")
+    ] = "inbound",
+    department: Annotated[
+        str | None,
+        typer.Option(
+            help="department id: dial its number (default: the main number for inbound, "
+            "contact-harlow for the others)"
+        ),
+    ] = None,
     number: Annotated[str | None, typer.Option(help="the number dialled (E.164)")] = None,
     caller: Annotated[str, typer.Option(help="the caller's number")] = "+447700900123",
     digits: Annotated[
         str | None, typer.Option(help="keys pressed in the IVR, e.g. 1 or 91 (opt out, then 1)")
     ] = None,
-    talk: Annotated[float, typer.Option(help="seconds the call lasts once queued")] = 1.0,
+    talk: Annotated[float, typer.Option(help="seconds each stretch of talk lasts")] = 1.0,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            help="department a transfer goes to (default: planning for transfer, "
+            "housing-management for non-recorded)"
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CALLGUARD_TOKEN",
+            show_default=False,
+            help="a supervisor's bearer token (default: ./var/simulate-token, see above)",
+        ),
+    ] = None,
     url: Annotated[str | None, typer.Option(help="the service; default PUBLIC_BASE_URL")] = None,
 ) -> None:
-    """Drive a call against a running service as the platform would (signed webhooks)."""
-    from app.simulate import SimulationError, run_inbound
+    """Drive a call against a running service as the platform would (signed webhooks), and
+    print what the caller heard, the platform commands, the decisions and the audit events.
 
-    if scenario != "inbound":
-        err.print(f"[red]unknown scenario {scenario!r}: try inbound[/red]")
-        raise typer.Exit(2)
-    settings = _settings()
+    Scenarios: inbound (a caller dials and is queued); payment (the agent pauses for a card
+    payment, then ends it); opt-out (the agent records the caller's opt-out); transfer (to
+    --to); non-recorded (a supervisor moves the call to the non-recorded line, then
+    transfers it to --to: recording stays off).
+
+    All but inbound act through the people's API as a supervisor, with --token or
+    CALLGUARD_TOKEN. Without either, simulate creates the supervisor simulator-supervisor
+    directly in the configured database (so run it from the service's directory, with the
+    same settings) and keeps its token in ./var/simulate-token (mode 0600) for the next
+    runs; if the service refuses the kept token, it creates simulator-supervisor-2 (-3, …).
+    """
+    from app.simulate import CallOptions, Scenario, SimulationError, run
+
     try:
-        ok = run_inbound(
+        chosen = Scenario(scenario)
+    except ValueError:
+        known = ", ".join(Scenario)
+        err.print(f"[red]unknown scenario {scenario!r}: try {known}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    settings = _settings()
+    options = CallOptions(
+        department=department, number=number, caller=caller, digits=digits, talk=talk, to=to
+    )
+    try:
+        ok = run(
             settings,
+            chosen,
+            options,
             base_url=url or settings.public_base_url,
-            department=department,
-            number=number,
-            caller=caller,
-            digits=digits,
-            talk=talk,
+            token=token,
             console=out,
         )
     except SimulationError as exc:

@@ -19,6 +19,10 @@ from app.simulated_platform import call_completed
 
 router = APIRouter(prefix="/simulator", tags=["simulator"])
 
+# The provider's request arguments a call's command log may show: SIDs and our own URLs.
+# An allow-list, so an argument added later (a phone number, say) is never shown.
+COMMAND_ARGS = ("call_sid", "recording_sid", "url", "status_callback")
+
 
 def _simulator(services: ServicesDep) -> SimulatorProvider:
     assert isinstance(services.provider, SimulatorProvider)
@@ -51,10 +55,22 @@ def policy(_form: Form, services: ServicesDep) -> dict[str, Any]:
 
 @router.post("/calls/{call_sid}/inspect")
 def inspect(call_sid: str, _form: Form, services: ServicesDep) -> dict[str, Any]:
+    """The call, its recordings and events, and the platform commands callguard issued for
+    it (start, pause, resume, stop, redirect), in the order the platform received them."""
+    commands = _commands(_simulator(services), call_sid)
     with unit_of_work(services.sessions) as session:
         call = find_call(session, call_sid)
         return {
             "call": views.call_object(call) if call else None,
             "recordings": [views.recording_object(r) for r in recordings_of(session, call_sid)],
             "events": [views.event_object(e) for e in audit.events_for(session, call_sid=call_sid)],
+            "commands": commands,
         }
+
+
+def _commands(provider: SimulatorProvider, call_sid: str) -> list[dict[str, Any]]:
+    return [
+        {"operation": operation, "args": {k: v for k, v in args.items() if k in COMMAND_ARGS}}
+        for operation, args in list(provider.requests)  # a copy: requests keep arriving
+        if args.get("call_sid") == call_sid
+    ]

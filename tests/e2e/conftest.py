@@ -1,0 +1,77 @@
+"""A real `callguard serve` on the simulator, and `callguard simulate` run against it
+from a second process, as in the README."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+BIN = Path(sys.executable).parent
+
+Simulate = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def live(database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "CALLGUARD_DATABASE_URL": database_url,
+        "CALLGUARD_PORT": str(port),
+        "CALLGUARD_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+    }
+    env.pop("CALLGUARD_TEST_DATABASE_URL", None)
+    subprocess.run(
+        [BIN / "callguard", "migrate"], env=env, cwd=tmp_path, check=True, capture_output=True
+    )
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [BIN / "callguard", "serve"], env=env, cwd=tmp_path, stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError((tmp_path / "serve.log").read_text())
+            time.sleep(0.2)
+        yield {"env": env, "cwd": str(tmp_path)}  # type: ignore[dict-item]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def simulate(live: dict) -> Simulate:
+    """`callguard simulate SCENARIO --talk 0.2 ARGS…` in the server's directory."""
+
+    def run(scenario: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [BIN / "callguard", "simulate", scenario, "--talk", "0.2", *args],
+            env={**live["env"], "COLUMNS": "200", **env},
+            cwd=live["cwd"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    return run

@@ -1,0 +1,104 @@
+"""The call-control scenarios of `callguard simulate`, each against a live server: what
+the people's API answered, and the platform commands callguard issued for the call."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+from pathlib import Path
+
+import httpx
+
+from app.simulated_platform import sign
+from tests.e2e.conftest import Simulate
+
+CREATED = "created the supervisor simulator-supervisor"
+
+
+def _commands(out: str) -> list[str]:
+    """The report's summary line: `platform commands: start, pause, resume`."""
+    match = re.search(r"^platform commands: (.*)$", out, re.MULTILINE)
+    assert match, out
+    return match.group(1).split(", ")
+
+
+def _inspect(live: dict, out: str) -> dict:
+    """The simulator's signed look at the call the output names."""
+    match = re.search(r" call (CA[0-9a-f]{32}) to ", out)
+    assert match, out
+    url = f"{live['env']['CALLGUARD_PUBLIC_BASE_URL']}/simulator/calls/{match.group(1)}/inspect"
+    token = (Path(live["cwd"]) / "var" / "dev-token").read_text().strip()
+    response = httpx.post(url, data={}, headers={"X-Twilio-Signature": sign(token, url, {})})
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def _ok(result) -> str:  # type: ignore[no-untyped-def]
+    assert result.returncode == 0, result.stderr + result.stdout
+    return str(result.stdout)
+
+
+def test_payment_and_opt_out(live, simulate: Simulate) -> None:
+    payment = _ok(simulate("payment"))
+    assert CREATED in payment  # the first run creates the supervisor it acts as
+    token_file = Path(live["cwd"]) / "var" / "simulate-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert "paused — confirmed" in payment
+    assert "callguard → platform: pause recording RE" in payment
+    assert "callguard → platform: resume recording RE" in payment
+    assert _commands(payment) == ["start", "pause", "resume"]
+    assert "payment.started" in payment and "payment.ended" in payment
+    assert "simulator-supervisor" in payment  # the actor of the payment events
+
+    stopped = _ok(simulate("opt-out"))
+    assert CREATED not in stopped  # the kept token is used again
+    assert "opt-out action: stopped" in stopped
+    assert _commands(stopped) == ["start", "stop"]
+
+    advised = _ok(simulate("opt-out", "--department", "revenues-and-benefits"))
+    assert "opt-out action: advise_email" in advised
+    assert "revenues@harlow.gov.uk" in advised
+    assert _commands(advised) == ["start"]  # recording continues
+
+
+def test_transfers_and_the_non_recorded_line(live, simulate: Simulate) -> None:
+    unlisted = _ok(simulate("transfer"))  # to planning, which is not recorded
+    assert "redirect the call to /webhooks/twilio/transfer?kind=department" in unlisted
+    assert "<Enqueue>planning</Enqueue>" in unlisted  # the TwiML the redirect fetched
+    assert _commands(unlisted) == ["start", "redirect", "stop"]
+    assert "decision: off — department_not_recorded" in unlisted
+
+    recorded = _ok(simulate("transfer", "--to", "housing-management"))
+    assert _commands(recorded) == ["start", "redirect", "stop", "start"]  # a new segment
+    assert "(housing-management): completed" in recorded
+
+    sticky = _ok(simulate("non-recorded"))  # then on to housing-management (recorded)
+    commands = _commands(sticky)
+    assert commands == ["start", "redirect", "stop", "redirect"]
+    assert "start" not in commands[commands.index("stop") :]
+    assert "puts the caller through to" in sticky
+    assert "decision: off — non_recorded_line" in sticky
+    assert "recording stayed off after the non-recorded line" in sticky
+
+    # The command log names SIDs and callguard's own URLs, never a phone number.
+    logged = _inspect(live, sticky)["commands"]
+    assert [c["operation"] for c in logged] == commands
+    names = {k for c in logged for k in c["args"]}
+    assert names == {"call_sid", "recording_sid", "url", "status_callback"}
+    assert "+44" not in json.dumps(logged)
+
+
+def test_a_refused_token_is_explained_and_a_stale_kept_one_replaced(
+    live, simulate: Simulate
+) -> None:
+    refused = simulate("opt-out", CALLGUARD_TOKEN="cg_not-a-token")
+    assert refused.returncode == 1
+    assert "refused the token" in refused.stderr
+
+    token_file = Path(live["cwd"]) / "var" / "simulate-token"
+    _ok(simulate("opt-out"))
+    token_file.write_text("cg_revoked\n", encoding="utf-8")
+    replaced = _ok(simulate("opt-out"))
+    assert f"{CREATED}-2 " in replaced
+    assert token_file.read_text(encoding="utf-8").strip() != "cg_revoked"
