@@ -19,6 +19,8 @@ users_cli = typer.Typer(help="People and their tokens", no_args_is_help=True)
 policy_cli = typer.Typer(help="Recording policy files and versions", no_args_is_help=True)
 cli.add_typer(users_cli, name="users")
 cli.add_typer(policy_cli, name="policy")
+audit_cli = typer.Typer(help="The tamper-evident audit log", no_args_is_help=True)
+cli.add_typer(audit_cli, name="audit")
 
 err = Console(stderr=True)
 out = Console()
@@ -134,6 +136,24 @@ def policy_activate(file: Path) -> None:
         f"policy version {version} {'activated' if changed else 'was already active'}",
         highlight=False,
     )
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Verify the whole hash chain; exits 1 naming the first broken link."""
+    from app.audit.verify import verify_chain
+
+    with _sessions()() as session:
+        verdict = verify_chain(session)
+    if verdict.ok:
+        out.print(f"audit log intact: {verdict.events} events", highlight=False)
+        return
+    err.print(
+        f"[red]audit log broken at sequence {verdict.sequence}: {verdict.problem}[/red] "
+        f"({verdict.events} events verified before it)",
+        highlight=False,
+    )
+    raise typer.Exit(1)
 
 
 @cli.command()

@@ -65,7 +65,13 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    from app.audit.log import discard_pending, write_pending
+
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    # Audit events queued in a transaction are chained and written as it commits.
+    event.listen(factory, "before_commit", write_pending)
+    event.listen(factory, "after_rollback", discard_pending)
+    return factory
 
 
 # SQLite has one writer. Threads queueing on a Python lock are woken the moment it is free;

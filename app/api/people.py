@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from app import audit
 from app.api.deps import AnyRole, CallActor, GovernancePlus, ServicesDep
+from app.audit.verify import verify_chain
 from app.calls import views
 from app.db import unit_of_work
 from app.errors import Unavailable
@@ -48,6 +49,13 @@ def get_recording(
 ) -> dict[str, Any]:
     with unit_of_work(services.sessions) as session:
         return views.recording_object(views.recording_by_sid(session, recording_sid))
+
+
+@router.get("/audit/verify")
+def verify_audit(_user: GovernancePlus, services: ServicesDep) -> dict[str, Any]:
+    """Walk the whole hash chain; the first broken link if there is one."""
+    with services.sessions() as session:
+        return verify_chain(session).as_dict()
 
 
 @router.get("/audit")

@@ -7,10 +7,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from app.models import AuditEvent, utcnow
+from app.audit.chain import event_hash, plain
+from app.models import AuditEvent, AuditHead, utcnow
+
+_PENDING = "audit_pending"
 
 
 class EventType(StrEnum):
@@ -62,22 +65,56 @@ def append(
     reasons: Sequence[str] = (),
     policy_version: int | None = None,
     occurred_at: datetime | None = None,
+    received_at: datetime | None = None,
     detail: dict[str, Any] | None = None,
-) -> AuditEvent:
-    received_at = utcnow()
-    event = AuditEvent(
-        type=str(type_),
-        actor=actor,
-        call_sid=call_sid,
-        recording_sid=recording_sid,
-        reasons=list(reasons),
-        policy_version=policy_version,
-        occurred_at=occurred_at or received_at,
-        received_at=received_at,
-        detail=detail or {},
+) -> None:
+    """Queue an event; it is chained and written when the transaction commits (so
+    appends are serialised only for the moment of the commit, and a rolled-back
+    transaction leaves no event and no gap)."""
+    received_at = received_at or utcnow()
+    pending(session).append(
+        {
+            "type": str(type_),
+            "actor": actor,
+            "call_sid": call_sid,
+            "recording_sid": recording_sid,
+            "reasons": [str(r) for r in reasons],
+            "policy_version": policy_version,
+            "occurred_at": occurred_at or received_at,
+            "received_at": received_at,
+            "detail": plain(detail or {}),
+        }
     )
-    session.add(event)
-    return event
+
+
+def pending(session: Session) -> list[dict[str, Any]]:
+    queued: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
+    return queued
+
+
+def write_pending(session: Session) -> None:
+    """Chain and insert the transaction's events: the head row is locked (PostgreSQL) or
+    the database is (SQLite), so concurrent writers on any number of processes append
+    one after another: no fork, no gap."""
+    rows = session.info.pop(_PENDING, None)
+    if not rows:
+        return
+    head = session.execute(
+        select(AuditHead.sequence, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+    ).one()
+    sequence, previous = head.sequence, head.hash
+    for row in rows:
+        sequence += 1
+        row["sequence"], row["prev_hash"] = sequence, previous
+        row["hash"] = previous = event_hash(row)
+    session.execute(insert(AuditEvent), rows)
+    session.execute(
+        update(AuditHead).where(AuditHead.id == 1).values(sequence=sequence, hash=previous)
+    )
+
+
+def discard_pending(session: Session, *_: object) -> None:
+    session.info.pop(_PENDING, None)
 
 
 def events_for(
