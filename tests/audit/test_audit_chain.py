@@ -1,0 +1,215 @@
+"""E2: the hash chain, its append-only triggers, and verification naming the first
+broken link. Tampering bypasses the triggers as a superuser would."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime
+
+import pytest
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
+from typer.testing import CliRunner
+
+from app import audit
+from app.audit.verify import verify_chain
+from app.cli import cli
+from app.db import unit_of_work
+from app.users import Role
+from tests.factories import MAIN_NUMBER, Platform, bearer, make_user
+
+
+def _append(services, n: int, actor: str = "test") -> None:
+    for i in range(n):
+        with unit_of_work(services.sessions) as session:
+            audit.append(session, audit.EventType.DECISION, actor=actor, detail={"i": i})
+
+
+def _verify(services) -> dict:
+    with services.sessions() as session:
+        return verify_chain(session).as_dict()
+
+
+@contextmanager
+def _without_triggers(services) -> Iterator[Connection]:
+    """What a database superuser can do: write around the triggers."""
+    with services.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SET session_replication_role = replica"))
+            yield connection
+            connection.execute(text("SET session_replication_role = DEFAULT"))
+        else:
+            triggers = connection.execute(
+                text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+            ).all()
+            for name, _ in triggers:
+                connection.execute(text(f"DROP TRIGGER {name}"))
+            yield connection
+            for _, sql in triggers:
+                connection.execute(text(sql))
+        connection.commit()
+
+
+def test_a_whole_call_verifies(platform: Platform, client, services) -> None:
+    call_sid = platform.queue_call(MAIN_NUMBER, ["1"])
+    platform.deliver_callbacks()
+    platform.hangup(call_sid)
+    verdict = _verify(services)
+    assert verdict["ok"] is True
+    token = make_user(services, "auditor", Role.GOVERNANCE)
+    body = client.get("/api/v1/audit/verify", headers=bearer(token)).json()
+    assert body == {"ok": True, "events": verdict["events"] + 1}  # + the user.added event
+    items = client.get("/api/v1/audit", headers=bearer(token)).json()["items"]
+    assert [e["sequence"] for e in items] == list(range(1, len(items) + 1))
+
+
+def test_concurrent_writers_never_fork_or_gap(services) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda w: _append(services, 25, actor=f"w{w}"), range(8)))
+    verdict = _verify(services)
+    assert verdict["ok"] is True
+    assert verdict["events"] == 200
+
+
+def test_an_auditor_can_recompute_the_chain_from_the_readme(services) -> None:
+    """An independent implementation of the documented encoding agrees with every row."""
+    _append(services, 5)
+    with services.engine.connect() as connection:
+        rows = connection.execute(text("SELECT * FROM audit_events ORDER BY sequence")).mappings()
+        previous = "0" * 64
+        for row in rows:
+
+            def stamp(value) -> str:
+                value = str(value).replace(" ", "T").replace("+00:00", "")
+                return (value if "." in value else value + ".000000") + "Z"
+
+            content = {
+                "sequence": row["sequence"],
+                "type": row["type"],
+                "call_sid": row["call_sid"],
+                "recording_sid": row["recording_sid"],
+                "actor": row["actor"],
+                "occurred_at": stamp(row["occurred_at"]),
+                "received_at": stamp(row["received_at"]),
+                "reasons": _json(row["reasons"]),
+                "policy_version": row["policy_version"],
+                "detail": _json(row["detail"]),
+                "prev_hash": previous,
+            }
+            encoded = json.dumps(
+                content, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            ).encode()
+            assert row["prev_hash"] == previous
+            assert hashlib.sha256(encoded).hexdigest() == row["hash"]
+            previous = row["hash"]
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@pytest.mark.parametrize(
+    "statement", ["UPDATE audit_events SET actor = 'mallory'", "DELETE FROM audit_events"]
+)
+def test_the_database_refuses_updates_and_deletes(services, statement: str) -> None:
+    _append(services, 3)
+    with services.engine.connect() as connection, pytest.raises(DBAPIError) as refused:
+        connection.execute(text(statement))
+    assert "append-only" in str(refused.value)
+    assert _verify(services)["ok"] is True
+
+
+def test_postgres_refuses_truncate(services) -> None:
+    if services.engine.dialect.name != "postgresql":
+        pytest.skip("TRUNCATE is PostgreSQL's")
+    _append(services, 3)
+    with services.engine.connect() as connection, pytest.raises(DBAPIError) as refused:
+        connection.execute(text("TRUNCATE audit_events"))
+    assert "append-only" in str(refused.value)
+
+
+Tamper = Callable[[Connection], None]
+
+
+def _rehash(connection: Connection, sequence: int) -> None:
+    """Rewrite a row's hash to match its changed content, as a careful forger would."""
+    from app.audit.chain import event_hash
+
+    row = (
+        connection.execute(text("SELECT * FROM audit_events WHERE sequence = :s"), {"s": sequence})
+        .mappings()
+        .one()
+    )
+    content = {**row, "reasons": _json(row["reasons"]), "detail": _json(row["detail"])}
+    for name in ("occurred_at", "received_at"):  # SQLite hands back text
+        if isinstance(content[name], str):
+            content[name] = datetime.fromisoformat(content[name])
+    connection.execute(
+        text("UPDATE audit_events SET hash = :h WHERE sequence = :s"),
+        {"h": event_hash(content), "s": sequence},
+    )
+
+
+CASES: dict[str, tuple[Tamper, int, str]] = {
+    "content": (
+        lambda c: c.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE sequence = 7")),
+        7,
+        "content_changed",
+    ),
+    "rehashed content": (
+        lambda c: (
+            c.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE sequence = 7")),
+            _rehash(c, 7),
+        ),
+        8,
+        "link_broken",
+    ),
+    "deleted event": (
+        lambda c: c.execute(text("DELETE FROM audit_events WHERE sequence = 7")),
+        7,
+        "gap",
+    ),
+    "cut tail": (
+        lambda c: c.execute(text("DELETE FROM audit_events WHERE sequence >= 9")),
+        9,
+        "gap",
+    ),
+    "reordered": (
+        lambda c: c.execute(
+            text(
+                "UPDATE audit_events SET prev_hash = (SELECT hash FROM audit_events "
+                "WHERE sequence = 5) WHERE sequence = 7"
+            )
+        ),
+        7,
+        "link_broken",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_tampering_is_found_at_the_exact_position(services, case: str) -> None:
+    _append(services, 12)  # sequences 1..12
+    assert _verify(services)["ok"] is True
+    tamper, sequence, problem = CASES[case]
+    with _without_triggers(services) as connection:
+        tamper(connection)
+    assert _verify(services) == {"ok": False, "sequence": sequence, "problem": problem}
+
+
+def test_cli_verify_exits_non_zero_naming_the_sequence(services, migrated_url, monkeypatch):
+    monkeypatch.setenv("CALLGUARD_DATABASE_URL", migrated_url)
+    _append(services, 4)
+    runner = CliRunner()
+    good = runner.invoke(cli, ["audit", "verify"])
+    assert good.exit_code == 0
+    assert "intact: 4 events" in good.output
+    with _without_triggers(services) as connection:
+        connection.execute(text("UPDATE audit_events SET detail = '{}' WHERE sequence = 3"))
+    bad = runner.invoke(cli, ["audit", "verify"])
+    assert bad.exit_code == 1
+    assert "sequence 3: content_changed" in bad.output
