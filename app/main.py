@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api import controls, errors, health, people, simulator, webhooks
+from app.background import REPLAY_SECONDS, SWEEP_SECONDS, Periodic
 from app.config import Settings, get_settings
 from app.db import unit_of_work
 from app.logging import configure_logging
@@ -15,7 +16,6 @@ from app.policy_store import ensure_active
 from app.providers.simulator import SimulatorProvider
 from app.services import Services, build_services
 from app.simulated_platform import CallbackDispatcher
-from app.sweeper import Sweeper
 
 
 def create_app(
@@ -34,9 +34,10 @@ def create_app(
         with unit_of_work(built.sessions) as session:
             ensure_active(session, settings.policy_file)
         app.state.services = built
-        workers: list[Sweeper | CallbackDispatcher] = []
+        workers: list[Periodic | CallbackDispatcher] = []
         if background:
-            workers.append(Sweeper(built.reconciler))
+            workers.append(Periodic("reconcile-sweep", SWEEP_SECONDS, built.reconciler.sweep))
+            workers.append(Periodic("journal-replay", REPLAY_SECONDS, built.replayer.run_once))
             if isinstance(built.provider, SimulatorProvider):
                 workers.append(CallbackDispatcher(built.provider, built.webhook_token))
         for worker in workers:

@@ -14,9 +14,11 @@ from app.calls.controls import CallControls
 from app.calls.locks import CallLocks
 from app.calls.platform import PlatformEvents
 from app.calls.reconcile import Reconciler
+from app.calls.replay import Replayer
 from app.calls.transfers import Transfers
 from app.config import VAR_DIR, Settings
 from app.db import make_engine, make_session_factory
+from app.journal import Journal
 from app.providers.base import Provider
 
 DEV_TOKEN_FILE = VAR_DIR / "dev-token"
@@ -33,6 +35,8 @@ class Services:
     controls: CallControls
     transfers: Transfers
     assignments: Assignments
+    journal: Journal
+    replayer: Replayer
     webhook_token: str
 
     def close(self) -> None:
@@ -88,6 +92,8 @@ def build_services(settings: Settings, provider: Provider | None = None) -> Serv
     )
     platform = PlatformEvents(settings, sessions, reconciler)
     controls = CallControls(settings, sessions, reconciler)
+    assignments = Assignments(sessions)
+    journal = Journal(settings.journal_dir, settings.number_key)
     return Services(
         settings=settings,
         engine=engine,
@@ -97,6 +103,8 @@ def build_services(settings: Settings, provider: Provider | None = None) -> Serv
         platform=platform,
         controls=controls,
         transfers=Transfers(sessions, provider, reconciler, controls, platform),
-        assignments=Assignments(sessions),
+        assignments=assignments,
+        journal=journal,
+        replayer=Replayer(journal, platform, assignments),
         webhook_token=webhook_token(settings),
     )

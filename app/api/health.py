@@ -32,6 +32,11 @@ def readyz(services: ServicesDep) -> JSONResponse:
     checks["migrations"] = "ok" if current == head else f"at {current}, head is {head}"
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
+        {
+            "status": "ready" if ready else "not ready",
+            "checks": checks,
+            # Webhooks kept while the database was away, not yet replayed.
+            "journal_backlog": services.journal.backlog(),
+        },
         status_code=200 if ready else 503,
     )

@@ -52,19 +52,52 @@ def _render(reply: Reply) -> Response:
     return Response(reply.twiml, media_type=TWIML)
 
 
-def _answer_call(services: Services, handler: Callable[[], Reply]) -> Response:
-    """A caller is waiting: if the database is unreachable they still get an answer, the
-    fail-safe one (P7), within the platform's timeout."""
+def _durably(
+    request: Request,
+    form: ImmutableMultiDict[str, str],
+    services: Services,
+    handler: Callable[[], Response],
+    fallback: Callable[[], Response],
+) -> Response:
+    """If the database is unreachable, the webhook is journalled (to be replayed once it is
+    back) and answered at once: a caller gets the fail-safe TwiML (P7), a status callback a
+    2xx, within the platform's timeout."""
     try:
-        return _render(handler())
+        return handler()
     except DBAPIError as exc:
-        log.error("database_unavailable_fail_safe", error=type(exc).__name__)
-        return Response(services.platform.fail_safe_twiml(), media_type=TWIML)
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        path = request.url.path + (f"?{query}" if query else "")
+        try:
+            services.journal.append(path, dict(form), _token(request))
+        except OSError:
+            log.exception("journal_write_failed", path=request.url.path)
+            if request.url.path in CALLER_WAITING:
+                return fallback()
+            raise  # nowhere to keep it: 503, so the platform sends it again
+        log.error("database_unavailable_journaled", path=request.url.path, error=type(exc).__name__)
+        return fallback()
+
+
+CALLER_WAITING = {"/webhooks/twilio/voice", "/webhooks/twilio/ivr", "/webhooks/twilio/transfer"}
+
+
+def _fail_safe(services: Services) -> Callable[[], Response]:
+    return lambda: Response(services.platform.fail_safe_twiml(), media_type=TWIML)
+
+
+def _accepted() -> Response:
+    return Response(status_code=204)
 
 
 @router.post("/voice")
 def voice(request: Request, form: Form, services: ServicesDep) -> Response:
-    return _answer_call(services, lambda: services.platform.voice(form, _token(request)))
+    return _durably(
+        request,
+        form,
+        services,
+        lambda: _render(services.platform.voice(form, _token(request))),
+        _fail_safe(services),
+    )
 
 
 @router.post("/ivr")
@@ -74,7 +107,13 @@ def ivr(
     services: ServicesDep,
     step: Annotated[int, Query(ge=1, le=1000)] = 1,
 ) -> Response:
-    return _answer_call(services, lambda: services.platform.ivr(form, step, _token(request)))
+    return _durably(
+        request,
+        form,
+        services,
+        lambda: _render(services.platform.ivr(form, step, _token(request))),
+        _fail_safe(services),
+    )
 
 
 @router.post("/transfer")
@@ -86,23 +125,46 @@ def transfer(
     transfer: Annotated[int, Query(ge=1)] = 1,
     department: str = "",
 ) -> Response:
-    return _answer_call(
+    return _durably(
+        request,
+        form,
         services,
-        lambda: services.transfers.webhook(form, kind, transfer, department, _token(request)),
+        lambda: _render(
+            services.transfers.webhook(form, kind, transfer, department, _token(request))
+        ),
+        _fail_safe(services),
     )
 
 
 @router.post("/assignment")
-def assignment(request: Request, form: Form, services: ServicesDep) -> JSONResponse:
+def assignment(request: Request, form: Form, services: ServicesDep) -> Response:
     """TaskRouter's assignment callback: answers its JSON instruction."""
-    return JSONResponse(services.assignments.handle(form, _token(request)))
+    return _durably(
+        request,
+        form,
+        services,
+        lambda: JSONResponse(services.assignments.handle(form, _token(request))),
+        lambda: JSONResponse({"instruction": "dequeue"}),
+    )
 
 
 @router.post("/call-status")
 def call_status(request: Request, form: Form, services: ServicesDep) -> Response:
-    return _render(services.platform.call_status(form, _token(request)))
+    return _durably(
+        request,
+        form,
+        services,
+        lambda: _render(services.platform.call_status(form, _token(request))),
+        _accepted,
+    )
 
 
 @router.post("/recording-status")
 def recording_status(request: Request, form: Form, services: ServicesDep) -> Response:
-    return _render(services.platform.recording_status(form, _token(request)))
+    return _durably(
+        request,
+        form,
+        services,
+        lambda: _render(services.platform.recording_status(form, _token(request))),
+        _accepted,
+    )

@@ -47,12 +47,26 @@ class EventType(StrEnum):
     TRANSFER_FAILED = "transfer.failed"
     NON_RECORDED_TRANSFER = "transfer.non_recorded_line"
     CALL_ASSIGNED = "call.assigned"
+    FAIL_SAFE_ANSWERED = "call.fail_safe_answered"
     ASSIGNMENT_UNMATCHED = "call.assignment_unmatched"
     RECORDING_STATUS_IGNORED = "recording.status_ignored"
     RECORDING_COMPLETED = "recording.completed"
     POLICY_ACTIVATED = "policy.activated"
     USER_ADDED = "user.added"
     USER_DISABLED = "user.disabled"
+    # governance (issue 4)
+    HOLD_PLACED = "hold.placed"
+    HOLD_RELEASED = "hold.released"
+    NOTIFICATION_DONE = "notification.done"
+    RECORDING_ACCESSED = "recording.accessed"
+    RECORDING_MEDIA_FETCHED = "recording.media_fetched"
+    DISCLOSURE_RECORDED = "disclosure.recorded"
+    RECORDING_DESTROYED = "recording.destroyed"
+    RECORDING_DESTROY_FAILED = "recording.destroy_failed"
+    RETENTION_RUN = "retention.run"
+    NUMBER_ERASED = "call.number_erased"
+    NUMBERS_REKEYED = "numbers.rekeyed"
+    SUBJECT_ACCESS_EXPORTED = "subject_access.exported"
 
 
 def append(

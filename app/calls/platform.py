@@ -25,6 +25,7 @@ from app.config import Settings
 from app.db import unit_of_work
 from app.errors import BadRequest
 from app.models import Call, Recording, utcnow
+from app.numbers import protect_caller
 from app.policy_store import ActivePolicy, active_policy
 from app.recording_policy import Department, add_duration, parse_duration
 from app.routing import twiml
@@ -71,6 +72,19 @@ def _twilio_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else None
 
 
+def voice_key(call_sid: str) -> str:
+    return f"voice:{call_sid}"
+
+
+def ivr_key(call_sid: str, step: int) -> str:
+    # The menu step, never the digits: gathered digits are not stored.
+    return f"ivr:{call_sid}:{step}"
+
+
+def transfer_key(call_sid: str, number: int, kind: str) -> str:
+    return f"transfer:{call_sid}:{number}:{kind}"
+
+
 @dataclass(frozen=True)
 class Reply:
     twiml: str | None
@@ -105,10 +119,14 @@ class PlatformEvents:
         call_sid = required(form, "CallSid")
         dialled = form.get("To", "")
         with unit_of_work(self.sessions) as session:
-            receipt = claim_receipt(session, f"voice:{call_sid}", token, "voice", call_sid)
+            key = voice_key(call_sid)
+            receipt = claim_receipt(session, key, token, "voice", call_sid)
             if receipt is None:
-                return Reply(stored_response(session, f"voice:{call_sid}", token), True)
+                return Reply(stored_response(session, key, token), True)
             call = lock_call(session, call_sid, dialled_number=dialled or None)
+            protect_caller(
+                call, form.get("From"), self.settings.number_key, self.settings.default_region
+            )
             active = active_policy(session)
             audit.append(
                 session,
@@ -165,12 +183,56 @@ class PlatformEvents:
             twiml.FAIL_SAFE_RECORDED_NOTICE if record else twiml.FAIL_SAFE_NOTICE,
         )
 
+    def replay_fail_safe(
+        self, form: Mapping[str, str], key: str, kind: str, received_at: datetime
+    ) -> None:
+        """A caller-facing webhook that was answered by the fail-safe while the database
+        was down: record what happened (once), and honour an opt-out key press."""
+        call_sid = required(form, "CallSid")
+        with unit_of_work(self.sessions) as session:
+            if claim_receipt(session, key, None, kind, call_sid) is None:
+                return  # it reached the database after all
+            call = lock_call(session, call_sid, dialled_number=form.get("To") or None)
+            active = active_policy(session)
+
+            def record(type_: audit.EventType, actor: str, **detail: object) -> None:
+                audit.append(
+                    session,
+                    type_,
+                    actor=actor,
+                    call_sid=call_sid,
+                    occurred_at=received_at,
+                    received_at=received_at,
+                    detail={"journaled": True, **detail},
+                )
+
+            if kind == "voice":
+                record(audit.EventType.CALL_STARTED, PLATFORM, dialled=form.get("To", ""))
+            record(
+                audit.EventType.FAIL_SAFE_ANSWERED,
+                "system",
+                webhook=kind,
+                recorded=self.settings.fail_safe.value == "record",
+            )
+            call.queued = True  # the fail-safe TwiML put the caller in the fallback queue
+            opting_out = (
+                active is not None
+                and kind == "ivr"
+                and form.get("Digits") == active.policy.opt_out_digit
+                and not call.opted_out
+                and not call.payment_in_progress
+            )
+            if opting_out:
+                call.opted_out = True
+                record(audit.EventType.OPT_OUT_REQUESTED, CALLER, source="ivr")
+            self.redecide(session, call, "system")
+        self.reconciler.reconcile(call_sid, "system")
+
     # -- ivr -----------------------------------------------------------------------------
 
     def ivr(self, form: Mapping[str, str], step: int, token: str | None) -> Reply:
         call_sid = required(form, "CallSid")
-        # The key names the menu step, never the digits: gathered digits are not stored.
-        key = f"ivr:{call_sid}:{step}"
+        key = ivr_key(call_sid, step)
         queued = False
         with unit_of_work(self.sessions) as session:
             receipt = claim_receipt(session, key, token, "ivr", call_sid)

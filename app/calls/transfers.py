@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import audit
 from app.calls.controls import CallControls, locked_call_for
-from app.calls.platform import PLATFORM, PlatformEvents, Reply, required
+from app.calls.platform import PLATFORM, PlatformEvents, Reply, required, transfer_key
 from app.calls.reconcile import Reconciler, RetryPolicy, with_retries
 from app.calls.store import claim_receipt, keep_response, lock_call, stored_response
 from app.db import unit_of_work
@@ -176,7 +176,7 @@ class Transfers:
         call_sid = required(form, "CallSid")
         if kind not in KINDS:
             raise BadRequest(f"unknown transfer kind {kind!r}")
-        key = f"transfer:{call_sid}:{number}:{kind}"
+        key = transfer_key(call_sid, number, kind)
         with unit_of_work(self.sessions) as session:
             receipt = claim_receipt(session, key, token, "transfer", call_sid)
             if receipt is None:
