@@ -58,6 +58,7 @@ def serve(
         workers=workers,
         proxy_headers=True,
         log_config=None,
+        access_log=False,  # callguard logs each request itself, as JSON, without the query
     )
 
 
@@ -230,6 +231,10 @@ def simulate(
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(1) from None
     raise typer.Exit(0 if ok else 1)
+
+
+# Registers retention, holds, sar, numbers and policy dry-run on the apps above.
+from app import cli_governance  # noqa: E402, F401
 
 
 def main() -> None:

@@ -1,14 +1,59 @@
-"""Structured JSON logs. Nothing here logs request bodies: webhooks carry phone numbers
-and, during a payment, keypad digits."""
+"""Structured JSON logs on stderr, for callguard's own events and for the libraries'
+(uvicorn, SQLAlchemy) alike, with the request id bound to everything a request logs.
+
+Nothing logs request bodies or query strings — webhooks carry phone numbers and, during
+a payment, keypad digits — and a last processor masks anything shaped like a phone
+number that slipped into an event anyway."""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
 _configured = False
+# A run of 9-15 digits (optionally with + and spaces) not glued to letters: phone-shaped.
+_PHONE = re.compile(r"(?<![A-Za-z0-9])\+?\d(?:[ -]?\d){8,14}(?![A-Za-z0-9])")
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, str):
+        return _PHONE.sub("[number]", value)
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask(v) for v in value]
+    return value
+
+
+def mask_numbers(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    return {key: _mask(value) for key, value in event.items()}
+
+
+_SHARED: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def json_formatter() -> logging.Formatter:
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_SHARED,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            mask_numbers,
+            structlog.processors.JSONRenderer(sort_keys=True),
+        ],
+    )
 
 
 def configure_logging(level: int = logging.INFO) -> None:
@@ -16,17 +61,15 @@ def configure_logging(level: int = logging.INFO) -> None:
     if _configured:
         return
     _configured = True
-    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(json_formatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per callback is noise
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(sort_keys=True),
-        ],
+        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.make_filtering_bound_logger(level),
+        wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )

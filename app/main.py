@@ -6,12 +6,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
-from app.api import controls, errors, health, people, simulator, webhooks
+from app.api import (
+    controls,
+    errors,
+    governance,
+    health,
+    observability,
+    people,
+    simulator,
+    webhooks,
+)
 from app.background import REPLAY_SECONDS, SWEEP_SECONDS, Periodic
 from app.config import Settings, get_settings
 from app.db import unit_of_work
 from app.logging import configure_logging
+from app.metrics import StateCollector
 from app.policy_store import ensure_active
 from app.providers.simulator import SimulatorProvider
 from app.services import Services, build_services
@@ -34,6 +45,7 @@ def create_app(
         with unit_of_work(built.sessions) as session:
             ensure_active(session, settings.policy_file)
         app.state.services = built
+        state_registry.register(StateCollector(built.sessions, built.journal.backlog))
         workers: list[Periodic | CallbackDispatcher] = []
         if background:
             workers.append(Periodic("reconcile-sweep", SWEEP_SECONDS, built.reconciler.sweep))
@@ -58,10 +70,13 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    state_registry = CollectorRegistry(auto_describe=True)
+    observability.install(app, state_registry)
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(people.router)
     app.include_router(controls.router)
+    app.include_router(governance.router)
     if settings.provider == "simulator":
         app.include_router(simulator.router)
     return app

@@ -19,6 +19,7 @@ from app.calls.transfers import Transfers
 from app.config import VAR_DIR, Settings
 from app.db import make_engine, make_session_factory
 from app.journal import Journal
+from app.metrics import MeteredProvider
 from app.providers.base import Provider
 
 DEV_TOKEN_FILE = VAR_DIR / "dev-token"
@@ -84,9 +85,10 @@ def build_services(settings: Settings, provider: Provider | None = None) -> Serv
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
     provider = provider or build_provider(settings)
+    metered = MeteredProvider(provider)
     reconciler = Reconciler(
         sessions,
-        provider,
+        metered,
         f"{settings.public_base_url}/webhooks/twilio/recording-status",
         CallLocks(engine),
     )
@@ -102,7 +104,7 @@ def build_services(settings: Settings, provider: Provider | None = None) -> Serv
         reconciler=reconciler,
         platform=platform,
         controls=controls,
-        transfers=Transfers(sessions, provider, reconciler, controls, platform),
+        transfers=Transfers(sessions, metered, reconciler, controls, platform),
         assignments=assignments,
         journal=journal,
         replayer=Replayer(journal, platform, assignments),

@@ -46,7 +46,9 @@ def _token(request: Request) -> str | None:
     return request.headers.get("I-Twilio-Idempotency-Token") or None
 
 
-def _render(reply: Reply) -> Response:
+def _render(reply: Reply, request: Request) -> Response:
+    if reply.duplicate:
+        request.state.webhook_outcome = "duplicate"
     if reply.twiml is None:
         return Response(status_code=204)
     return Response(reply.twiml, media_type=TWIML)
@@ -74,6 +76,7 @@ def _durably(
             if request.url.path in CALLER_WAITING:
                 return fallback()
             raise  # nowhere to keep it: 503, so the platform sends it again
+        request.state.webhook_outcome = "journaled"
         log.error("database_unavailable_journaled", path=request.url.path, error=type(exc).__name__)
         return fallback()
 
@@ -95,7 +98,7 @@ def voice(request: Request, form: Form, services: ServicesDep) -> Response:
         request,
         form,
         services,
-        lambda: _render(services.platform.voice(form, _token(request))),
+        lambda: _render(services.platform.voice(form, _token(request)), request),
         _fail_safe(services),
     )
 
@@ -111,7 +114,7 @@ def ivr(
         request,
         form,
         services,
-        lambda: _render(services.platform.ivr(form, step, _token(request))),
+        lambda: _render(services.platform.ivr(form, step, _token(request)), request),
         _fail_safe(services),
     )
 
@@ -130,7 +133,7 @@ def transfer(
         form,
         services,
         lambda: _render(
-            services.transfers.webhook(form, kind, transfer, department, _token(request))
+            services.transfers.webhook(form, kind, transfer, department, _token(request)), request
         ),
         _fail_safe(services),
     )
@@ -154,7 +157,7 @@ def call_status(request: Request, form: Form, services: ServicesDep) -> Response
         request,
         form,
         services,
-        lambda: _render(services.platform.call_status(form, _token(request))),
+        lambda: _render(services.platform.call_status(form, _token(request)), request),
         _accepted,
     )
 
@@ -165,6 +168,6 @@ def recording_status(request: Request, form: Form, services: ServicesDep) -> Res
         request,
         form,
         services,
-        lambda: _render(services.platform.recording_status(form, _token(request))),
+        lambda: _render(services.platform.recording_status(form, _token(request)), request),
         _accepted,
     )

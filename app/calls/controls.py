@@ -4,6 +4,7 @@ the actor of every event it causes."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from app.calls.store import recordings_of
 from app.config import Settings
 from app.db import unit_of_work
 from app.errors import BadRequest, Conflict, DomainError
+from app.metrics import PAUSE_ROUND_TRIP
 from app.models import Call, User
 from app.policy_store import active_policy, policy_version
 from app.recording_policy import Reason
@@ -79,6 +81,7 @@ class CallControls:
                 call.payment_in_progress = True
                 self._event(session, call, user, audit.EventType.PAYMENT_STARTED, source=source)
 
+        started = time.perf_counter()
         self.change(user, call_sid, apply)
         self.reconciler.reconcile(call_sid, user.name)
         with unit_of_work(self.sessions) as session:
@@ -100,6 +103,7 @@ class CallControls:
             else:
                 unconfirmed = False
                 result = {**views.call_object(call), "confirmed": True}
+        PAUSE_ROUND_TRIP.labels(str(not unconfirmed).lower()).observe(time.perf_counter() - started)
         if unconfirmed:
             raise PauseNotConfirmed()
         return result

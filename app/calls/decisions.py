@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.calls.state import facts_of
 from app.config import FailSafe as SettingsFailSafe
+from app.metrics import DECISIONS
 from app.models import Call
 from app.policy_store import ActivePolicy
 from app.recording_policy import Decision, FailSafe, Reason, decide
@@ -33,6 +34,7 @@ def redecide(
         reasons,
         decision.policy_version,
     ):
+        DECISIONS.labels(str(decision.state), reasons[0]).inc()
         call.desired = str(decision.state)
         call.reasons = reasons
         call.policy_version = decision.policy_version
