@@ -19,7 +19,7 @@ BIN = Path(sys.executable).parent
 Simulate = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -27,7 +27,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def live(database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "CALLGUARD_DATABASE_URL": database_url,

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,22 +21,16 @@ from app.calls.state import facts_of
 from app.db import make_engine, make_session_factory
 from app.models import AuditEvent, Call, Recording
 from app.recording_policy import DEFAULT_POLICY_PATH, FailSafe, decide, load_policy_file
+from tests.e2e.conftest import BIN, free_port
 from tests.factories import MAIN_NUMBER, new_call_sid
 
 ROUNDS = int(os.environ.get("CALLGUARD_RACE_ROUNDS", "200"))
-BIN = Path(sys.executable).parent
 POLICY = load_policy_file(DEFAULT_POLICY_PATH)
 
 pytestmark = pytest.mark.skipif(
     not (os.environ.get("CALLGUARD_TEST_DATABASE_URL") or "").startswith("postgresql"),
     reason="several server processes need PostgreSQL (SQLite deployments run one process)",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -81,7 +73,7 @@ class Cluster:
 
 @pytest.fixture
 def cluster(database_url: str, twilio_server, tmp_path: Path) -> Iterator[Cluster]:
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     public = f"http://127.0.0.1:{ports[0]}"
     env = {
         **os.environ,
