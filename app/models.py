@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -14,12 +14,14 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
+    Table,
     Text,
     TypeDecorator,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
 
@@ -50,6 +52,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's Core table, for hot paths where the ORM's bulk machinery costs more
+    than the statement itself."""
+    return cast(Table, model.__table__)
 
 
 class PolicyVersion(Base):
@@ -91,7 +99,7 @@ class User(Base):
 
 class Call(Base):
     """A call's facts (inputs of the policy engine), its last decision and the state the
-    platform last confirmed. The caller's number is not stored here."""
+    platform last confirmed. The caller's number is only stored sealed (app/numbers.py)."""
 
     __tablename__ = "calls"
     __table_args__ = (Index("ix_calls_active", "ended", "agent"),)
@@ -121,6 +129,14 @@ class Call(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The caller's number (R5, R6, S3): AES-GCM under a per-call data key, that key wrapped
+    # under CALLGUARD_NUMBER_KEY (key id: which one), and a keyed hash of the E.164 number
+    # for subject access. Erasing the wrapped key and the hash makes the number unrecoverable.
+    caller_number_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    caller_number_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    caller_number_key_id: Mapped[str | None] = mapped_column(String(16))
+    caller_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    number_erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Recording(Base):
@@ -128,6 +144,8 @@ class Recording(Base):
     unambiguous (a transfer to another recorded department starts a new one)."""
 
     __tablename__ = "recordings"
+    # The retention run's selection: not destroyed, destroy_after passed.
+    __table_args__ = (Index("ix_recordings_due", "destroyed_at", "destroy_after"),)
 
     recording_sid: Mapped[str] = mapped_column(SID, primary_key=True)
     call_sid: Mapped[str] = mapped_column(ForeignKey("calls.call_sid"), index=True)
@@ -142,6 +160,15 @@ class Recording(Base):
     destroy_after: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     destroyed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Unreleased legal holds, kept on the row itself so that a retention claim re-checks it
+    # under the row lock (a hold placed concurrently is never missed).
+    active_holds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A retention worker's lease: no transaction stays open while the provider deletes.
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    holds: Mapped[list[LegalHold]] = relationship(
+        viewonly=True, order_by="LegalHold.id", lazy="select"
+    )
 
 
 class WebhookReceipt(Base):
@@ -189,3 +216,66 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     sequence: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class LegalHold(Base):
+    """A legal hold (R2): while any hold on a recording is unreleased it is never destroyed."""
+
+    __tablename__ = "legal_holds"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    recording_sid: Mapped[str] = mapped_column(ForeignKey("recordings.recording_sid"), index=True)
+    case_reference: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    placed_by: Mapped[str] = mapped_column(String(100))
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    released_by: Mapped[str | None] = mapped_column(String(100))
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Notification(Base):
+    """A caller to be told something (R7); closed only with how and when they were told."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    call_sid: Mapped[str] = mapped_column(ForeignKey("calls.call_sid"), index=True)
+    recording_sid: Mapped[str | None] = mapped_column(ForeignKey("recordings.recording_sid"))
+    hold_id: Mapped[int | None] = mapped_column(ForeignKey("legal_holds.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    done_by: Mapped[str | None] = mapped_column(String(100))
+    method: Mapped[str | None] = mapped_column(String(100))
+    told_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class RecordingAccess(Base):
+    """A retrieval for a stated purpose (R4); its media token is stored only as a SHA-256."""
+
+    __tablename__ = "recording_accesses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    recording_sid: Mapped[str] = mapped_column(ForeignKey("recordings.recording_sid"), index=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    accessed_by: Mapped[str] = mapped_column(String(100))
+    accessed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Disclosure(Base):
+    """A recording shared with another organisation under a data sharing agreement (R4)."""
+
+    __tablename__ = "disclosures"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    recording_sid: Mapped[str] = mapped_column(ForeignKey("recordings.recording_sid"), index=True)
+    recipient: Mapped[str] = mapped_column(String(200))
+    agreement_reference: Mapped[str] = mapped_column(String(100))
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_reference: Mapped[str | None] = mapped_column(String(100))
+    legal_basis: Mapped[str | None] = mapped_column(Text)
+    disclosed_by: Mapped[str] = mapped_column(String(100))
+    disclosed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

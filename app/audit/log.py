@@ -7,13 +7,22 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.audit.chain import event_hash, plain
-from app.models import AuditEvent, AuditHead, utcnow
+from app.models import AuditEvent, AuditHead, table_of, utcnow
 
 _PENDING = "audit_pending"
+# Core statements, built once: the hot path of every audited transaction.
+_HEAD = table_of(AuditHead)
+_LOCK_HEAD = select(_HEAD.c.sequence, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_INSERT_EVENTS = insert(table_of(AuditEvent))
+_MOVE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(sequence=bindparam("new_sequence"), hash=bindparam("new_hash"))
+)
 
 
 class EventType(StrEnum):
@@ -113,18 +122,15 @@ def write_pending(session: Session) -> None:
     rows = session.info.pop(_PENDING, None)
     if not rows:
         return
-    head = session.execute(
-        select(AuditHead.sequence, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
-    ).one()
+    connection = session.connection()
+    head = connection.execute(_LOCK_HEAD).one()
     sequence, previous = head.sequence, head.hash
     for row in rows:
         sequence += 1
         row["sequence"], row["prev_hash"] = sequence, previous
         row["hash"] = previous = event_hash(row)
-    session.execute(insert(AuditEvent), rows)
-    session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(sequence=sequence, hash=previous)
-    )
+    connection.execute(_INSERT_EVENTS, rows)
+    connection.execute(_MOVE_HEAD, {"new_sequence": sequence, "new_hash": previous})
 
 
 def discard_pending(session: Session, *_: object) -> None:
