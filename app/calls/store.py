@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -14,22 +16,33 @@ ACTIVE_RECORDING = ("in-progress", "paused")
 TERMINAL_RECORDING = ("stopped", "completed", "absent", "failed")
 
 
-def _insert(session: Session, model: Any) -> Any:
-    """A Core INSERT on the model's table (the ORM's bulk machinery costs more than the
-    statement itself), in the dialect's form for ON CONFLICT."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table_of(model))
+@dataclass(frozen=True)
+class _Inserts:
+    call: Any
+    receipt: Any
+
+
+@lru_cache(maxsize=2)
+def _inserts(dialect: str) -> _Inserts:
+    """Core INSERT … ON CONFLICT DO NOTHING statements, built once per dialect: on every
+    webhook's path, and the ORM's bulk machinery costs more than the statements."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    receipts = table_of(WebhookReceipt)
+    return _Inserts(
+        call=insert(table_of(Call)).on_conflict_do_nothing(index_elements=["call_sid"]),
+        receipt=insert(receipts).on_conflict_do_nothing().returning(receipts.c.id),
+    )
+
+
+def _statements(session: Session) -> _Inserts:
+    return _inserts(session.get_bind().dialect.name)
 
 
 def lock_call(session: Session, call_sid: str, **defaults: Any) -> Call:
     """The call row, created if new, locked for the rest of the transaction so that
     changes to one call are serialised across processes (SQLite: BEGIN IMMEDIATE already
     holds the database's single write lock)."""
-    session.execute(
-        _insert(session, Call)
-        .values(call_sid=call_sid, **defaults)
-        .on_conflict_do_nothing(index_elements=["call_sid"])
-    )
+    session.connection().execute(_statements(session).call, {"call_sid": call_sid, **defaults})
     query = (
         select(Call)
         .where(Call.call_sid == call_sid)
@@ -61,18 +74,20 @@ def claim_receipt(
     Twilio's idempotency token) was already applied: the caller then replays the stored
     response instead. A concurrent duplicate waits on the unique index until the first
     commits, then gets None."""
-    return session.execute(
-        _insert(session, WebhookReceipt)
-        .values(
-            dedupe_key=key,
-            idempotency_token=token,
-            path=path,
-            call_sid=call_sid,
-            received_at=utcnow(),
+    return (
+        session.connection()
+        .execute(
+            _statements(session).receipt,
+            {
+                "dedupe_key": key,
+                "idempotency_token": token,
+                "path": path,
+                "call_sid": call_sid,
+                "received_at": utcnow(),
+            },
         )
-        .on_conflict_do_nothing()
-        .returning(WebhookReceipt.id)
-    ).scalar_one_or_none()
+        .scalar_one_or_none()
+    )
 
 
 def keep_response(session: Session, receipt: int, body: str) -> None:
