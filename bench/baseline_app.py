@@ -13,7 +13,9 @@ import logging
 import sys
 
 import uvicorn
-from fastapi import FastAPI, Response
+from typing import Annotated
+
+from fastapi import FastAPI, Form, Response
 
 # What callguard answers for a new call to the main number (the IVR menu with the notice).
 TWIML = (
@@ -38,8 +40,17 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@app.post("/webhooks/twilio/voice")
-async def voice() -> Response:
+async def voice_async() -> Response:
+    """The floor: an async endpoint that does not even read the form."""
+    return Response(TWIML, media_type="application/xml")
+
+
+def voice_form(
+    CallSid: Annotated[str, Form()],  # noqa: N803  (Twilio's field names)
+    To: Annotated[str, Form()],  # noqa: N803
+) -> Response:
+    """The bare FastAPI endpoint in callguard's own style: a `def` handler (run in the
+    thread pool) that receives Twilio's form, and answers constant TwiML."""
     return Response(TWIML, media_type="application/xml")
 
 
@@ -47,7 +58,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--style", choices=("async", "form"), default="async")
     args = parser.parse_args(argv)
+    endpoint = voice_async if args.style == "async" else voice_form
+    app.add_api_route("/webhooks/twilio/voice", endpoint, methods=["POST"])
     # As app/logging.py: stdlib logging at INFO on stderr, so uvicorn's access log costs
     # the same here as in callguard.
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=logging.INFO)
