@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from app.audit.verify import verify_chain
 from app.calls.state import facts_of
 from app.db import make_engine, make_session_factory
 from app.models import AuditEvent, Call, Recording
@@ -203,4 +204,7 @@ def test_concurrent_conflicting_actions_converge_on_the_policy(
             statuses = [f.result() for f in [pool.submit(actions[name]) for name in fired]]
             assert all(s in (200, 204, 409, 502, 503) for s in statuses), (fired, statuses)
             _check_round(sessions, twilio_server, call_sid, fired)
+    # Two processes appended to one audit chain all along: no fork, no gap.
+    with sessions() as session:
+        assert verify_chain(session).ok
     sessions.kw["bind"].dispose()
