@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-
-import uvicorn
 from typing import Annotated
 
+import uvicorn
 from fastapi import FastAPI, Form, Response
 
 # What callguard answers for a new call to the main number (the IVR menu with the notice).
@@ -46,8 +45,8 @@ async def voice_async() -> Response:
 
 
 def voice_form(
-    CallSid: Annotated[str, Form()],  # noqa: N803  (Twilio's field names)
-    To: Annotated[str, Form()],  # noqa: N803
+    CallSid: Annotated[str, Form()],  # Twilio's field names
+    To: Annotated[str, Form()],
 ) -> Response:
     """The bare FastAPI endpoint in callguard's own style: a `def` handler (run in the
     thread pool) that receives Twilio's form, and answers constant TwiML."""
