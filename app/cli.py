@@ -143,8 +143,9 @@ def policy_activate(file: Path) -> None:
 def audit_verify() -> None:
     """Verify the whole hash chain; exits 1 naming the first broken link."""
     from app.audit.verify import verify_chain
+    from app.db import read_only_session
 
-    with _sessions()() as session:
+    with read_only_session(make_engine(_settings().database_url)) as session:
         verdict = verify_chain(session)
     if verdict.ok:
         out.print(f"audit log intact: {verdict.events} events", highlight=False)

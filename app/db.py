@@ -58,8 +58,10 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
         # IMMEDIATE takes the write lock up front: SQLite's single writer then serialises
-        # per-call changes, and no transaction fails late upgrading a read lock.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # per-call changes, and no transaction fails late upgrading a read lock. A long
+        # read (verifying the audit chain) asks for a plain BEGIN so it blocks no writer.
+        read_only = connection.info.get(READ_ONLY)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -77,6 +79,23 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 # SQLite has one writer. Threads queueing on a Python lock are woken the moment it is free;
 # threads queueing in SQLite's busy handler sleep in steps of up to 100 ms (p99 latency).
 _sqlite_write_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+
+
+READ_ONLY = "callguard_read_only"
+
+
+@contextmanager
+def read_only_session(engine: Engine) -> Iterator[Session]:
+    """A session for long reads. On SQLite (WAL) its snapshot blocks no writer; it must
+    not write."""
+    with engine.connect() as connection:
+        connection.info[READ_ONLY] = True
+        try:
+            with Session(bind=connection) as session:
+                yield session
+        finally:
+            connection.info.pop(READ_ONLY, None)
+            connection.rollback()
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from app import audit
 from app.api.deps import AnyRole, CallActor, GovernancePlus, ServicesDep
 from app.audit.verify import verify_chain
 from app.calls import views
-from app.db import unit_of_work
+from app.db import read_only_session, unit_of_work
 from app.errors import Unavailable
 from app.policy_store import active_policy
 
@@ -54,7 +54,7 @@ def get_recording(
 @router.get("/audit/verify")
 def verify_audit(_user: GovernancePlus, services: ServicesDep) -> dict[str, Any]:
     """Walk the whole hash chain; the first broken link if there is one."""
-    with services.sessions() as session:
+    with read_only_session(services.engine) as session:
         return verify_chain(session).as_dict()
 
 

@@ -213,3 +213,21 @@ def test_cli_verify_exits_non_zero_naming_the_sequence(services, migrated_url, m
     bad = runner.invoke(cli, ["audit", "verify"])
     assert bad.exit_code == 1
     assert "sequence 3: content_changed" in bad.output
+
+
+def test_verifying_blocks_no_writer(services) -> None:
+    """A long verify runs in a read-only snapshot: appends go on meanwhile (on SQLite, a
+    write transaction would hold the database's only write lock for the whole walk)."""
+    import threading
+
+    from app.db import read_only_session
+
+    _append(services, 3)
+    written = threading.Event()
+    with read_only_session(services.engine) as session:
+        session.execute(text("SELECT count(*) FROM audit_events")).scalar()  # snapshot open
+        writer = threading.Thread(target=lambda: (_append(services, 1), written.set()))
+        writer.start()
+        assert written.wait(timeout=10)
+        writer.join()
+        assert verify_chain(session).ok

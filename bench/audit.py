@@ -1,0 +1,622 @@
+"""Benchmark of the audit log's hash chain: appending, and verifying the whole chain.
+
+1. Append throughput, on a freshly migrated database, through the real path: every
+   transaction is `unit_of_work` + one `audit.append`, chained and inserted at commit
+   under the lock on the single audit_head row (app/audit/log.py). First one writer, then
+   `--writers` threads at once; reported: events/s, p50/p99 commit latency, and the ratio
+   concurrent/single. Then `verify_chain` must find the chain whole (no fork, no gap) and
+   holding exactly the events written.
+2. Verify throughput, on another freshly migrated database holding a chain of `--events`
+   realistic events (the app's types, sids, actors, reasons and details). The chain is
+   built fast: hashes computed here with app.audit.chain.event_hash, rows bulk-inserted
+   with executemany in large batches, then audit_head set to the newest event. Timed:
+   `verify_chain` (streaming from the database) and, in the same run, a bare hashlib
+   SHA-256 walk over the same canonical bytes (precomputed; only the hashing and link
+   checks are timed). Reported: both rates and their ratio, judged against TARGET_RATIO;
+   and the verify's memory (tracemalloc peak, in a second, traced run; and the growth of
+   the peak RSS) at E/10 and at E, to show it does not grow with the chain.
+
+    python bench/audit.py                        # full: 1,000,000 events, SQLite
+    python bench/audit.py --database postgres    # own database callguard_bench_<pid>
+    python bench/audit.py --quick                # CI: 20,000 events; exit 0 whatever
+
+Exit status: 0 done (and, in full mode, ratio met); 1 an error (a failed append, a chain
+that does not verify, a migration failure, the time limit); 3 full mode and the
+verify/bare ratio is below target. Bounded in count and time; the temporary files (and
+the PostgreSQL database, if any) are removed on exit, also on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import hashlib
+import itertools
+import math
+import random
+import resource
+import signal
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+from webhook import PG_SERVER, BenchError, postgres_database
+
+from app import audit
+from app.audit.chain import canonical, event_hash
+from app.audit.verify import BATCH as VERIFY_BATCH
+from app.audit.verify import Verdict, verify_chain
+from app.db import make_engine, make_session_factory, unit_of_work
+from app.migrate import upgrade
+from app.models import AuditEvent, AuditHead
+
+TARGET_RATIO = 0.3  # verify_chain events/s over bare SHA-256 chain events/s
+INSERT_BATCH = 10_000  # rows per executemany while building the chain
+COMMIT_EVERY = 10  # batches per transaction while building
+WARMUP_APPENDS = 20  # unmeasured: connections, statement caches
+
+
+def _terminate(_signum: int, _frame: FrameType | None) -> None:
+    # SIGTERM/SIGHUP unwind like Ctrl-C, so every `finally` (files, database) runs.
+    raise KeyboardInterrupt
+
+
+# -- realistic events ----------------------------------------------------------------------
+
+
+def _sid(rng: random.Random, prefix: str) -> str:
+    return f"{prefix}{rng.getrandbits(128):032x}"
+
+
+DEPARTMENTS = ("contact-harlow", "billing", "claims", "retentions")
+AGENTS = ("a.okafor", "j.lindqvist", "m.santos", "r.patel", "s.nakamura")
+
+
+def call_events(rng: random.Random) -> list[dict[str, Any]]:
+    """The events of one call, shaped as the app writes them (app/calls/*): the call
+    starts and is decided and routed, recording starts, the agent pauses for a payment and
+    resumes, the call ends and the recording completes. Times are filled in by the caller."""
+    call_sid, recording_sid = _sid(rng, "CA"), _sid(rng, "RE")
+    department, agent = rng.choice(DEPARTMENTS), rng.choice(AGENTS)
+    policy = rng.randint(1, 4)
+    platform = "platform"
+
+    def event(type_: audit.EventType, actor: str = platform, **fields: Any) -> dict[str, Any]:
+        return {
+            "type": str(type_),
+            "actor": actor,
+            "call_sid": call_sid,
+            "recording_sid": fields.pop("recording_sid", None),
+            "reasons": fields.pop("reasons", []),
+            "policy_version": fields.pop("policy_version", policy),
+            "detail": fields.pop("detail", {}),
+        }
+
+    kind = audit.EventType
+    events = [
+        event(kind.CALL_STARTED, detail={"dialled": "+441632960655", "direction": "inbound"}),
+        event(kind.DECISION, reasons=["not_yet_queued"], detail={"desired": "off"}),
+        event(kind.CALL_ROUTED, detail={"to": department}),
+        event(kind.CALL_QUEUED, detail={"department": department, "digits": "1"}),
+        event(kind.DECISION, reasons=["department_recorded"], detail={"desired": "record"}),
+        event(kind.RECORDING_START_REQUESTED, detail={"action": "start"}),
+        event(
+            kind.RECORDING_STARTED,
+            recording_sid=recording_sid,
+            detail={"status": "in-progress", "source": "callback"},
+        ),
+        event(
+            kind.CALL_ASSIGNED,
+            detail={"agent": agent, "previous": None, "source": "taskrouter"},
+        ),
+        event(kind.CALL_STATUS, detail={"status": "in-progress", "sequence": 3}),
+    ]
+    if rng.random() < 0.4:
+        events += [
+            event(kind.PAYMENT_STARTED, agent, detail={"role": "agent", "source": "agent"}),
+            event(kind.DECISION, reasons=["payment_in_progress"], detail={"desired": "paused"}),
+            event(
+                kind.RECORDING_PAUSED,
+                recording_sid=recording_sid,
+                detail={"status": "paused", "provider_status": "paused"},
+            ),
+            event(kind.PAYMENT_ENDED, agent, detail={"role": "agent", "seconds": 94}),
+            event(kind.DECISION, reasons=["department_recorded"], detail={"desired": "record"}),
+            event(
+                kind.RECORDING_RESUMED,
+                recording_sid=recording_sid,
+                detail={"status": "in-progress", "provider_status": "in-progress"},
+            ),
+        ]
+    events += [
+        event(kind.CALL_ENDED, detail={"status": "completed", "sequence": 5}),
+        event(kind.DECISION, reasons=["call_ended"], detail={"desired": "off"}),
+        event(
+            kind.RECORDING_COMPLETED,
+            recording_sid=recording_sid,
+            detail={"status": "completed", "duration": rng.randint(20, 1800), "channels": 2},
+        ),
+    ]
+    return events
+
+
+def event_stream(seed: int, start: datetime) -> Iterator[dict[str, Any]]:
+    """Endless realistic events, about 40 ms apart; received a few ms after they occur."""
+    rng = random.Random(seed)
+    moment = start
+    while True:
+        for row in call_events(rng):
+            moment += timedelta(microseconds=rng.randint(1_000, 80_000))
+            row["occurred_at"] = moment
+            row["received_at"] = moment + timedelta(microseconds=rng.randint(200, 9_000))
+            yield row
+
+
+# -- databases -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def fresh_database(kind: str, pg_server: str, workdir: Path, name: str) -> Iterator[str]:
+    """A freshly migrated database: a file in workdir, or callguard_bench_<pid> (dropped)."""
+    with contextlib.ExitStack() as stack:
+        if kind == "postgres":
+            url = stack.enter_context(postgres_database(pg_server))
+        else:
+            url = f"sqlite:///{workdir / f'{name}.db'}"
+        t0 = time.monotonic()
+        try:
+            upgrade(url)
+        except Exception as exc:
+            raise BenchError(f"migration failed: {type(exc).__name__}: {exc}") from exc
+        print(f"[{name}] migrated in {time.monotonic() - t0:.1f}s", flush=True)
+        yield url
+
+
+@contextlib.contextmanager
+def sessions(url: str, writers: int = 1) -> Iterator[tuple[Engine, sessionmaker[Session]]]:
+    options = {"pool_size": writers + 2} if writers + 2 > 10 else {}
+    engine = make_engine(url, **options)
+    try:
+        yield engine, make_session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+def head_of(factory: sessionmaker[Session]) -> tuple[int, str]:
+    with factory() as session:
+        head = session.execute(select(AuditHead.sequence, AuditHead.hash)).one()
+        return head.sequence, head.hash
+
+
+def check_chain(factory: sessionmaker[Session], expected: int) -> Verdict:
+    with factory() as session:
+        verdict = verify_chain(session)
+    if not verdict.ok:
+        raise BenchError(f"the chain does not verify: {verdict.as_dict()}")
+    if verdict.events != expected:
+        raise BenchError(f"the chain holds {verdict.events} events, expected {expected}")
+    return verdict
+
+
+# -- 1. append throughput ------------------------------------------------------------------
+
+
+@dataclass
+class AppendRun:
+    name: str
+    writers: int
+    latencies: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+    def percentile_ms(self, q: float) -> float:
+        if not self.latencies:
+            return math.nan
+        ordered = sorted(self.latencies)
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)] * 1000
+
+
+def append_one(factory: sessionmaker[Session], row: dict[str, Any]) -> float:
+    """One transaction of one event, through the app's own path; returns its duration."""
+    start = time.perf_counter()
+    with unit_of_work(factory) as session:
+        audit.append(
+            session,
+            audit.EventType(row["type"]),
+            actor=row["actor"],
+            call_sid=row["call_sid"],
+            recording_sid=row["recording_sid"],
+            reasons=row["reasons"],
+            policy_version=row["policy_version"],
+            detail=row["detail"],
+        )
+    return time.perf_counter() - start
+
+
+def run_appends(
+    factory: sessionmaker[Session], run: AppendRun, count: int, deadline: float, seed: int
+) -> AppendRun:
+    """`count` appends split over run.writers threads that start together."""
+    shares = [count // run.writers + (i < count % run.writers) for i in range(run.writers)]
+    rows = [
+        list(itertools.islice(event_stream(seed + i, datetime.now(UTC)), n))
+        for i, n in enumerate(shares)
+    ]
+    barrier = threading.Barrier(run.writers + 1)
+    lock = threading.Lock()
+
+    def writer(mine: list[dict[str, Any]]) -> None:
+        took: list[float] = []
+        try:
+            barrier.wait()
+            for row in mine:
+                if time.monotonic() > deadline:
+                    raise BenchError("time limit passed")
+                took.append(append_one(factory, row))
+        except Exception as exc:
+            with lock:
+                run.errors.append(f"{type(exc).__name__}: {exc}")
+        with lock:
+            run.latencies += took
+
+    threads = [
+        threading.Thread(target=writer, args=(mine,), name=f"writer-{i}", daemon=True)
+        for i, mine in enumerate(rows)
+    ]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()) + 30)
+    run.elapsed = time.perf_counter() - started
+    if any(thread.is_alive() for thread in threads):
+        run.errors.append("writers still running after the time limit")
+    return run
+
+
+def append_benchmark(url: str, args: argparse.Namespace, deadline: float) -> list[AppendRun]:
+    with sessions(url, args.writers) as (_engine, factory):
+        sequence0, _ = head_of(factory)
+        runs = [
+            AppendRun("warm-up", 1),
+            AppendRun("1 writer", 1),
+            AppendRun(f"{args.writers} writers", args.writers),
+        ]
+        counts = (WARMUP_APPENDS, args.appends, args.appends)
+        for i, (run, count) in enumerate(zip(runs, counts, strict=True)):
+            run_appends(factory, run, count, deadline, seed=1000 * i)
+            if run.errors:
+                raise BenchError(f"{run.name}: {len(run.errors)} errors, e.g. {run.errors[0]}")
+        written = sum(len(run.latencies) for run in runs)
+        t0 = time.perf_counter()
+        verdict = check_chain(factory, sequence0 + written)
+        head = head_of(factory)[0]
+        if head != verdict.events:
+            raise BenchError(f"audit_head says {head} events, the chain holds {verdict.events}")
+        print(
+            f"[appends] verify_chain after the concurrent phase: ok, {verdict.events} events, "
+            f"no fork, no gap ({time.perf_counter() - t0:.2f}s)",
+            flush=True,
+        )
+        return runs[1:]
+
+
+def report_appends(runs: Sequence[AppendRun], database: str) -> None:
+    print(
+        f"\n{'append (1 event/txn)':22} {'events':>7} {'events/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+    )
+    for r in runs:
+        print(
+            f"{r.name:22} {len(r.latencies):>7} {r.rate:>9.0f} "
+            f"{r.percentile_ms(0.5):>8.2f} {r.percentile_ms(0.99):>8.2f}"
+        )
+    single, concurrent = runs
+    print(f"ratio concurrent/single: {concurrent.rate / single.rate:.2f}")
+    if database == "postgres":
+        print(
+            "(PostgreSQL: each writer has its own connection and the writers truly contend: "
+            "every commit locks the single audit_head row (SELECT ... FOR UPDATE) from the "
+            "chaining until the commit is durable, so appends serialise on that row; only the "
+            "rest of each transaction overlaps)"
+        )
+    else:
+        print(
+            "(SQLite: one writer at a time: the writers queue on callguard's process-wide "
+            "write lock (app/db.py) before BEGIN IMMEDIATE, so concurrency cannot add "
+            "throughput; the ratio shows the cost of handing the lock over)"
+        )
+
+
+# -- 2. verify throughput ------------------------------------------------------------------
+
+
+CHAIN_SEED = 20260105
+CHAIN_START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+
+def build_chain(engine: Engine, events: Iterator[dict[str, Any]], count: int) -> tuple[int, str]:
+    """Append `count` events after audit_head with executemany; returns the new head."""
+    with engine.connect() as connection:
+        head = connection.execute(select(AuditHead.sequence, AuditHead.hash)).one()
+        sequence, previous = head.sequence, head.hash
+        left, batches = count, 0
+        while left:
+            batch = []
+            for row in itertools.islice(events, min(INSERT_BATCH, left)):
+                sequence += 1
+                row["sequence"], row["prev_hash"] = sequence, previous
+                row["hash"] = previous = event_hash(row)
+                batch.append(row)
+            connection.execute(insert(AuditEvent), batch)
+            left -= len(batch)
+            batches += 1
+            if batches % COMMIT_EVERY == 0:
+                connection.commit()
+        connection.execute(
+            update(AuditHead).where(AuditHead.id == 1).values(sequence=sequence, hash=previous)
+        )
+        connection.commit()
+    return sequence, previous
+
+
+@dataclass
+class Chain:
+    """What the bare walk needs: every built event's canonical bytes, prev_hash and hash."""
+
+    blobs: list[bytes]
+    prevs: list[str]
+    hashes: list[str]
+
+
+def replay_chain(start: tuple[int, str], count: int, head: tuple[int, str]) -> Chain:
+    """The built events again (same seed), as the canonical bytes verify_chain hashes.
+    Made after the verify runs, so that those run without a million objects around."""
+    sequence, previous = start
+    chain = Chain([], [], [])
+    for row in itertools.islice(event_stream(CHAIN_SEED, CHAIN_START), count):
+        sequence += 1
+        row["sequence"], row["prev_hash"] = sequence, previous
+        blob = canonical(row)
+        chain.blobs.append(blob)
+        chain.prevs.append(previous)
+        previous = hashlib.sha256(blob).hexdigest()
+        chain.hashes.append(previous)
+    if (sequence, previous) != head:
+        raise BenchError(f"replayed chain ends at {(sequence, previous)}, the database at {head}")
+    return chain
+
+
+def bare_walk(chain: Chain) -> tuple[int, float]:
+    """The link and hash checks of verify_chain over in-memory canonical bytes: hashlib
+    SHA-256 and comparisons only."""
+    sha256 = hashlib.sha256
+    previous, count = chain.prevs[0], 0
+    start = time.perf_counter()
+    for blob, prev, stored in zip(chain.blobs, chain.prevs, chain.hashes, strict=True):
+        if prev != previous:
+            raise BenchError(f"bare walk: link broken at {count + 1}")
+        digest = sha256(blob).hexdigest()
+        if digest != stored:
+            raise BenchError(f"bare walk: content changed at {count + 1}")
+        previous, count = digest, count + 1
+    return count, time.perf_counter() - start
+
+
+def _status_kib(key: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return _status_kib("VmHWM") is not None
+
+
+@dataclass
+class VerifyRun:
+    events: int
+    verdict: Verdict
+    seconds: float
+    traced_peak: int  # bytes allocated at peak during verify_chain (tracemalloc)
+    rss_growth: int | None  # KiB: peak RSS during verify minus RSS before
+
+    @property
+    def rate(self) -> float:
+        return self.verdict.events / self.seconds
+
+
+def timed_verify(factory: sessionmaker[Session], expected: int) -> VerifyRun:
+    """Two runs: one timed (and its peak RSS growth), then one under tracemalloc."""
+
+    def one() -> tuple[Verdict, float]:
+        gc.collect()
+        start = time.perf_counter()
+        with factory() as session:
+            verdict = verify_chain(session)
+        return verdict, time.perf_counter() - start
+
+    rss_growth = None
+    gc.collect()
+    before_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if reset_peak_rss():
+        before = _status_kib("VmRSS") or 0
+        verdict, seconds = one()
+        rss_growth = (_status_kib("VmHWM") or 0) - before
+    else:
+        verdict, seconds = one()
+        rss_growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before_max
+    tracemalloc.start()
+    try:
+        traced, _ = one()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    for v in (verdict, traced):
+        if not v.ok:
+            raise BenchError(f"the chain does not verify: {v.as_dict()}")
+        if v.events != expected:
+            raise BenchError(f"the chain holds {v.events} events, expected {expected}")
+    return VerifyRun(expected, verdict, seconds, peak, rss_growth)
+
+
+def verify_benchmark(url: str, args: argparse.Namespace, deadline: float) -> bool:
+    """Returns whether the ratio met the target."""
+    # E/10, but past the first few fetch batches: under them the peak is not yet reached.
+    small = max(args.events // 10, min(args.events // 2, 4 * VERIFY_BATCH))
+    events = event_stream(CHAIN_SEED, CHAIN_START)
+    runs: list[VerifyRun] = []
+    with sessions(url) as (engine, factory):
+        start = head = head_of(factory)
+        for target in (small, args.events):
+            t0 = time.perf_counter()
+            added = target - (head[0] - start[0])
+            head = build_chain(engine, events, added)
+            built = time.perf_counter() - t0
+            print(
+                f"[verify] chain built to {head[0]} events (+{added} in {built:.1f}s, "
+                f"{added / built:.0f} events/s)",
+                flush=True,
+            )
+            if time.monotonic() > deadline:
+                raise BenchError("time limit passed while building the chain")
+            runs.append(timed_verify(factory, head[0]))
+            if time.monotonic() > deadline:
+                raise BenchError("time limit passed while verifying")
+    chain = replay_chain(start, args.events, head)
+    bare_count, bare_seconds = bare_walk(chain)
+    del chain
+    if bare_count != args.events:
+        raise BenchError(f"bare walk saw {bare_count} events, expected {args.events}")
+    bare_rate = bare_count / bare_seconds
+
+    print(
+        f"\n{'verify':26} {'events':>9} {'seconds':>8} {'events/s':>10} "
+        f"{'traced peak':>12} {'peak RSS +':>11}"
+    )
+    for r in runs:
+        rss = f"{r.rss_growth / 1024:.1f} MiB" if r.rss_growth is not None else "n/a"
+        print(
+            f"{'verify_chain (database)':26} {r.events:>9} {r.seconds:>8.2f} {r.rate:>10.0f} "
+            f"{r.traced_peak / 2**20:>8.1f} MiB {rss:>11}"
+        )
+    print(f"{'bare SHA-256 chain':26} {bare_count:>9} {bare_seconds:>8.2f} {bare_rate:>10.0f}")
+    small_run, full_run = runs
+    growth = full_run.traced_peak / small_run.traced_peak if small_run.traced_peak else math.nan
+    print(
+        f"memory: traced peak at E={full_run.events} is {growth:.2f}x the peak at "
+        f"E={small_run.events}: "
+        + ("constant in E (streamed)" if growth < 1.5 else "GROWS with E (not streamed?)")
+    )
+    ratio = full_run.rate / bare_rate
+    met = ratio >= TARGET_RATIO
+    print(
+        f"ratio verify/bare throughput: {ratio:.3f} (target >= {TARGET_RATIO:.2f}): "
+        f"{'MET' if met else 'BELOW TARGET'}"
+    )
+    return met
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark appending to and verifying callguard's audit hash chain.",
+    )
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--pg-server",
+        default=PG_SERVER,
+        help="PostgreSQL server (loopback) on which callguard_bench_<pid> is created/dropped",
+    )
+    parser.add_argument("--writers", type=int, default=8, help="concurrent writers (8)")
+    parser.add_argument(
+        "--appends", type=int, help="events appended by 1 writer, then by N (2000; quick 200)"
+    )
+    parser.add_argument(
+        "--events", type=int, help="events in the chain to verify (1000000; quick 20000)"
+    )
+    parser.add_argument("--timeout", type=float, help="seconds allowed in all (600; quick 60)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="CI: 20000 events, 200 appends; exit 0 whatever the ratio, 1 on any error",
+    )
+    args = parser.parse_args(argv)
+    quick = args.quick
+    if args.appends is None:
+        args.appends = 200 if quick else 2000
+    if args.events is None:
+        args.events = 20_000 if quick else 1_000_000
+    if args.timeout is None:
+        args.timeout = 60.0 if quick else 600.0
+    if not 1 <= args.writers <= 64:
+        parser.error("--writers must be between 1 and 64")
+    if not 10 <= args.appends <= 100_000:
+        parser.error("--appends must be between 10 and 100000")
+    if not 1000 <= args.events <= 5_000_000:
+        parser.error("--events must be between 1000 and 5000000")
+    if not 0 < args.timeout <= 1800:
+        parser.error("--timeout must be between 0 and 1800 seconds")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
+    mode = "quick" if args.quick else "full"
+    print(
+        f"== callguard audit chain benchmark ({mode}): {args.database}, {args.appends} appends "
+        f"by 1 then {args.writers} writers; verify of {args.events} events ==",
+        flush=True,
+    )
+    deadline = time.monotonic() + args.timeout
+    try:
+        with tempfile.TemporaryDirectory(prefix="cg-bench-") as tmp:
+            workdir = Path(tmp)
+            with fresh_database(args.database, args.pg_server, workdir, "appends") as url:
+                runs = append_benchmark(url, args, deadline)
+            report_appends(runs, args.database)
+            print(flush=True)
+            with fresh_database(args.database, args.pg_server, workdir, "verify") as url:
+                met = verify_benchmark(url, args, deadline)
+    except BenchError as exc:
+        print(f"FAIL: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: cleaned up", file=sys.stderr)
+        return 130
+    if args.quick:
+        print("(quick mode: the figures are informative only)")
+        return 0
+    return 0 if met else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
