@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from app import migrate
 from app.config import Settings, get_settings, load_settings
@@ -31,7 +32,10 @@ def _fresh_postgres(base_url: str) -> Iterator[str]:
     """A throw-away database on the server named by base_url."""
     url = make_url(base_url)
     name = f"cg_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    # No pooled connection to go stale: a test may restart the server in between.
+    admin = create_engine(
+        url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
