@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import NotFound
 from app.models import AuditEvent, Call, Recording, User
+from app.retention.holds import hold_object
 from app.users import Role
 
 
@@ -67,7 +68,7 @@ def recording_object(recording: Recording) -> dict[str, Any]:
         "completed_at": iso(recording.completed_at),
         "destroy_after": iso(recording.destroy_after),
         "destroyed_at": iso(recording.destroyed_at),
-        "holds": [],
+        "holds": [hold_object(h) for h in recording.holds],
     }
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import re
 import socket
 import threading
 import time
@@ -53,13 +54,20 @@ from app.providers.simulator import (
 from .spec import Operation, SpecIndex, load_spec
 
 CODE_AUTH = 20003
+MEDIA_BYTES = b"RIFF" + b"\0" * 40  # what the fake serves as any recording's audio
 CODE_METHOD_NOT_ALLOWED = 20004
 DEFAULT_CODES = {404: CODE_NOT_FOUND, 429: 20429, 500: 20500, 503: 20503}
 
 # What callers name when injecting faults, by the operation the request is for.
 OPERATION_NAMES = frozenset(
     {"start", "pause", "resume", "stop", "update", "redirect", "hangup"}
-    | {"fetch", "delete", "list", "fetch_call_recording", "fetch_call"}
+    | {"fetch", "delete", "list", "fetch_call_recording", "fetch_call", "media"}
+)
+# A recording's audio: the spec describes JSON resources only; Twilio documents the media
+# at the same path with the file's extension (.wav by default, or .mp3).
+_MEDIA_PATH = re.compile(
+    rf"^/{API_VERSION}/Accounts/(?P<AccountSid>AC[0-9a-f]{{32}})"
+    r"/Recordings/(?P<Sid>RE[0-9a-f]{32})\.(?P<ext>wav|mp3)$"
 )
 
 
@@ -268,6 +276,9 @@ class FakeTwilioServer:
         received = ReceivedRequest(request.method, request.url.path, form, query)
         with state.lock:
             state.requests.append(received)
+        media = _MEDIA_PATH.match(received.path)
+        if media and request.method == "GET":
+            return await self._media(state, request, received, media)
         try:
             op, params = self._check(request, received, content_type, bool(body))
             name = _operation_name(op, received)
@@ -301,6 +312,33 @@ class FakeTwilioServer:
                     )
                 )
         return JSONResponse(payload, status_code=status)
+
+    async def _media(
+        self, state: _State, request: Request, received: ReceivedRequest, match: re.Match[str]
+    ) -> Response:
+        try:
+            self._check_auth(request.headers.get("authorization"))
+            if match["AccountSid"] != self.account_sid:
+                raise _Reject(401, CODE_AUTH, "Authenticate")
+            injection = self._take_injection(state, "media")
+            if injection is not None:
+                await asyncio.sleep(injection.delay)
+                if injection.status is not None:
+                    code = injection.code or injection.status
+                    return _error_response(injection.status, code, injection.message or "media")
+            try:
+                state.platform.fetch_recording(match["Sid"])
+            except ProviderError as err:
+                raise _Reject(err.status or 500, err.code or 0, str(err)) from err
+        except _Reject as rej:
+            if rej.status != 404:  # a missing recording is an answer, not a bad request
+                with state.lock:
+                    state.violations.append(
+                        Violation(received.method, received.path, rej.status, rej.code, rej.message)
+                    )
+            return _error_response(rej.status, rej.code, rej.message)
+        kind = "audio/mpeg" if match["ext"] == "mp3" else "audio/x-wav"
+        return Response(MEDIA_BYTES, media_type=kind)
 
     def _take_injection(self, state: _State, name: str) -> _Injection | None:
         with state.lock:

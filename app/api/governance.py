@@ -1,0 +1,210 @@
+"""The governance routes of the people's API: recordings by number, legal holds, access
+for a purpose and its media link, disclosures, callers to be told, subject access."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from starlette.background import BackgroundTask
+
+from app.api.deps import AnyRole, GovernancePlus, ServicesDep, require
+from app.calls import views
+from app.db import unit_of_work
+from app.models import Call, Recording, User
+from app.numbers import vault
+from app.retention import holds, notifications
+from app.retention.access import MEDIA_PATH, Purpose, grant_access, log_media_fetched, redeem
+from app.retention.disclosures import disclosure_object, record_disclosure
+from app.retention.media import media_source
+from app.subject_access import e164_or_refuse, export
+from app.users import Role
+
+router = APIRouter(prefix="/api/v1", tags=["governance"])
+
+Sid = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
+Governance = Annotated[User, Depends(require(Role.GOVERNANCE))]
+Text = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class HoldRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    case_reference: Text
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class AccessRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: Purpose
+
+
+class DisclosureRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    recipient: Annotated[str, Field(min_length=1, max_length=200)]
+    agreement_reference: Text
+    sensitive: bool = False
+    consent_reference: Annotated[str | None, Field(max_length=100)] = None
+    legal_basis: Annotated[str | None, Field(max_length=2000)] = None
+
+
+class DoneRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Text  # how the caller was told: letter, email, phone call…
+    note: Annotated[str | None, Field(max_length=2000)] = None
+    told_at: AwareDatetime | None = None  # when; default now
+
+
+@router.get("/recordings")
+def list_recordings(
+    _user: GovernancePlus,
+    services: ServicesDep,
+    phone: str | None = None,
+    department: str | None = None,
+    held: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> dict[str, Any]:
+    query = (
+        select(Recording)
+        .options(selectinload(Recording.holds))
+        .order_by(Recording.started_at.desc(), Recording.recording_sid)
+        .limit(limit)
+    )
+    if phone is not None:
+        e164 = e164_or_refuse(phone, services.settings.default_region)
+        digest = vault(services.settings.number_key).lookup_hash(e164)
+        query = query.join(Call, Call.call_sid == Recording.call_sid).where(
+            Call.caller_number_hash == digest
+        )
+    if department is not None:
+        query = query.where(Recording.department == department)
+    if held is not None:
+        query = query.where(Recording.active_holds > 0 if held else Recording.active_holds == 0)
+    with unit_of_work(services.sessions) as session:
+        return {"items": [views.recording_object(r) for r in session.scalars(query)]}
+
+
+@router.post("/recordings/{recording_sid}/holds", status_code=201)
+def place_hold(
+    recording_sid: Sid, body: HoldRequest, user: Governance, services: ServicesDep
+) -> dict[str, Any]:
+    with unit_of_work(services.sessions) as session:
+        hold, notification_id = holds.place_hold(
+            session, recording_sid, body.case_reference, body.reason, user.name
+        )
+        return {**holds.hold_object(hold), "notification_id": notification_id}
+
+
+@router.delete("/recordings/{recording_sid}/holds/{hold_id}")
+def release_hold(
+    recording_sid: Sid, hold_id: int, user: Governance, services: ServicesDep
+) -> dict[str, Any]:
+    with unit_of_work(services.sessions) as session:
+        hold = holds.release_hold(session, hold_id, user.name, recording_sid)
+        return holds.hold_object(hold)
+
+
+@router.post("/recordings/{recording_sid}/access")
+def access_recording(
+    recording_sid: Sid, body: AccessRequest, user: AnyRole, services: ServicesDep
+) -> dict[str, Any]:
+    with unit_of_work(services.sessions) as session:
+        access, token = grant_access(session, recording_sid, body.purpose, user)
+    return {
+        "media_url": MEDIA_PATH + token,
+        "expires_at": access.expires_at.isoformat(),
+        "access_id": access.id,
+        "purpose": access.purpose,
+    }
+
+
+@router.get("/media/{token}", response_class=StreamingResponse)
+def media(
+    token: Annotated[str, Path(min_length=16, max_length=100)], services: ServicesDep
+) -> StreamingResponse:
+    """No bearer token: the link itself is the short-lived credential (see README)."""
+    with unit_of_work(services.sessions) as session:
+        access, recording = redeem(session, token)
+    stream = media_source(services.settings, services.provider).open(recording.recording_sid)
+    try:
+        with unit_of_work(services.sessions) as session:
+            log_media_fetched(session, access, recording)
+    except BaseException:
+        stream.close()
+        raise
+    return StreamingResponse(
+        stream.chunks,
+        media_type=stream.media_type,
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="{recording.recording_sid}.wav"',
+        },
+        background=BackgroundTask(stream.close),
+    )
+
+
+@router.post("/recordings/{recording_sid}/disclosures", status_code=201)
+def disclose(
+    recording_sid: Sid, body: DisclosureRequest, user: Governance, services: ServicesDep
+) -> dict[str, Any]:
+    with unit_of_work(services.sessions) as session:
+        disclosure = record_disclosure(
+            session,
+            recording_sid,
+            recipient=body.recipient,
+            agreement_reference=body.agreement_reference,
+            sensitive=body.sensitive,
+            consent_reference=body.consent_reference,
+            legal_basis=body.legal_basis,
+            actor=user.name,
+        )
+        return disclosure_object(disclosure)
+
+
+@router.get("/notifications")
+def list_notifications(
+    _user: Governance, services: ServicesDep, pending: bool | None = None
+) -> dict[str, Any]:
+    with unit_of_work(services.sessions) as session:
+        items = notifications.notifications(
+            session, vault(services.settings.number_key), pending=pending
+        )
+    return {"items": items}
+
+
+@router.post("/notifications/{notification_id}/done")
+def notification_done(
+    notification_id: int, body: DoneRequest, user: Governance, services: ServicesDep
+) -> dict[str, Any]:
+    with unit_of_work(services.sessions) as session:
+        done = notifications.complete(
+            session,
+            notification_id,
+            method=body.method,
+            note=body.note,
+            told_at=body.told_at,
+            actor=user.name,
+        )
+        call = session.get(Call, done.call_sid)
+        assert call is not None  # a foreign key
+        return notifications.notification_object(done, call, vault(services.settings.number_key))
+
+
+@router.get("/subject-access")
+def subject_access(
+    phone: Annotated[str, Query(min_length=1, max_length=40)],
+    user: Governance,
+    services: ServicesDep,
+) -> dict[str, Any]:
+    settings = services.settings
+    with unit_of_work(services.sessions) as session:
+        return export(
+            session, vault(settings.number_key), phone, settings.default_region, user.name
+        )

@@ -1,0 +1,134 @@
+"""Retrieving a recording (R4): only for a purpose the notice names, by a role allowed it,
+logged with who and why. The answer is a short-lived link to our own media route, so
+nobody handling recordings ever needs the provider's credentials."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.calls.views import recording_by_sid
+from app.errors import Conflict, Forbidden, NotFound
+from app.models import Recording, RecordingAccess, User, utcnow
+from app.retention import iso
+from app.retention.errors import Gone
+from app.users import Role
+
+MEDIA_TOKEN_TTL = timedelta(minutes=5)
+MEDIA_PATH = "/api/v1/media/"
+
+
+class Purpose(StrEnum):
+    """The uses the privacy notice lists, and subject access."""
+
+    QUALITY_MONITORING = "quality_monitoring"
+    COMPLAINT = "complaint"
+    CRIME_PREVENTION = "crime_prevention"
+    STAFF_SAFETY = "staff_safety"
+    SUBJECT_ACCESS = "subject_access"
+
+
+# Supervisors and admins review calls; crime and subject access are governance's.
+_ALLOWED: dict[str, frozenset[Purpose]] = {
+    Role.SUPERVISOR: frozenset(
+        {Purpose.QUALITY_MONITORING, Purpose.COMPLAINT, Purpose.STAFF_SAFETY}
+    ),
+    Role.GOVERNANCE: frozenset(Purpose),
+}
+_ALLOWED[Role.ADMIN] = _ALLOWED[Role.SUPERVISOR]
+
+
+def may_access(role: str, purpose: Purpose) -> bool:
+    return purpose in _ALLOWED.get(role, frozenset())
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def ensure_not_destroyed(recording: Recording) -> None:
+    if recording.destroyed_at is not None:
+        raise Gone(
+            f"recording {recording.recording_sid} was destroyed at {iso(recording.destroyed_at)}"
+        )
+
+
+def grant_access(
+    session: Session, recording_sid: str, purpose: Purpose, user: User
+) -> tuple[RecordingAccess, str]:
+    """Log the access and return it with its media token (shown once, stored hashed)."""
+    if not may_access(user.role, purpose):
+        raise Forbidden(f"a {user.role} may not retrieve a recording for {purpose}")
+    recording = recording_by_sid(session, recording_sid)
+    ensure_not_destroyed(recording)
+    if recording.status != "completed":
+        raise Conflict(f"recording {recording_sid} has no media (status {recording.status})")
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    access = RecordingAccess(
+        recording_sid=recording_sid,
+        purpose=str(purpose),
+        accessed_by=user.name,
+        accessed_at=now,
+        expires_at=now + MEDIA_TOKEN_TTL,
+        token_sha256=_digest(token),
+    )
+    session.add(access)
+    session.flush()
+    audit.append(
+        session,
+        audit.EventType.RECORDING_ACCESSED,
+        actor=user.name,
+        call_sid=recording.call_sid,
+        recording_sid=recording_sid,
+        reasons=[str(purpose)],
+        detail={
+            "access_id": access.id,
+            "purpose": str(purpose),
+            "role": user.role,
+            "expires_at": access.expires_at.isoformat(),
+        },
+    )
+    return access, token
+
+
+def redeem(session: Session, token: str) -> tuple[RecordingAccess, Recording]:
+    """The access a media token belongs to, while it is valid and the recording exists.
+    An unknown and an expired token are the same 404."""
+    access = session.scalars(
+        select(RecordingAccess).where(RecordingAccess.token_sha256 == _digest(token))
+    ).one_or_none()
+    if access is None or access.expires_at <= utcnow():
+        raise NotFound("this media link is unknown or has expired")
+    recording = recording_by_sid(session, access.recording_sid)
+    ensure_not_destroyed(recording)
+    return access, recording
+
+
+def log_media_fetched(session: Session, access: RecordingAccess, recording: Recording) -> None:
+    audit.append(
+        session,
+        audit.EventType.RECORDING_MEDIA_FETCHED,
+        actor=access.accessed_by,
+        call_sid=recording.call_sid,
+        recording_sid=recording.recording_sid,
+        reasons=[access.purpose],
+        detail={"access_id": access.id, "purpose": access.purpose},
+    )
+
+
+def access_object(access: RecordingAccess) -> dict[str, object]:
+    return {
+        "id": access.id,
+        "recording_sid": access.recording_sid,
+        "purpose": access.purpose,
+        "accessed_by": access.accessed_by,
+        "accessed_at": iso(access.accessed_at),
+        "expires_at": iso(access.expires_at),
+    }

@@ -1,0 +1,26 @@
+"""Errors of the governance side, rendered like every DomainError (app/api/errors.py)."""
+
+from __future__ import annotations
+
+from app.errors import DomainError
+
+
+class Gone(DomainError):
+    """The recording has been destroyed: nothing more can be done with it."""
+
+    status = 410
+    code = "gone"
+
+
+class Invalid(DomainError):
+    """A request that names its own fault (422, like a validation error)."""
+
+    status = 422
+    code = "invalid_request"
+
+
+class MediaUnavailable(DomainError):
+    """The provider did not hand over the media."""
+
+    status = 502
+    code = "media_unavailable"
