@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app import audit
 from app.cli import _sessions, _settings, cli, err, out, policy_cli
 from app.config import Settings
-from app.db import unit_of_work
+from app.db import make_engine, read_only_session, unit_of_work
 from app.errors import DomainError
 from app.models import Call
 from app.numbers import NumberVault, vault
@@ -201,9 +201,9 @@ def policy_dry_run(
     except PolicyError as exc:
         raise _fail(f"invalid policy: {exc}") from None
     settings = _settings()
-    with _sessions()() as session:
+    # A read-only snapshot: a long dry run over a large database makes no writer wait.
+    with read_only_session(make_engine(settings.database_url)) as session:
         report = dry_run(session, candidate, settings.fail_safe)
-        session.rollback()
     if as_json:
         print(
             json.dumps(
