@@ -133,16 +133,21 @@ def with_retries(
     operation: Callable[[], T],
     policy: RetryPolicy,
     sleep: Callable[[float], None] = time.sleep,
+    *,
+    retryable: Callable[[ProviderError], bool] = lambda exc: exc.transient,
+    on_retry: Callable[[ProviderError, float], None] = lambda exc, delay: None,
 ) -> T:
-    """Repeat an idempotent provider operation on transient errors, within the policy."""
+    """Repeat a provider operation on the errors `retryable` allows, within the policy;
+    the last error is raised."""
     delays = policy.delays()
     while True:
         try:
             return operation()
         except ProviderError as exc:
-            delay = next(delays, None) if exc.transient else None
+            delay = next(delays, None) if retryable(exc) else None
             if delay is None:
                 raise
+            on_retry(exc, delay)
             sleep(delay)
 
 
@@ -226,29 +231,38 @@ class Reconciler:
     def _carry_out(
         self, call_sid: str, action: Action, actor: str
     ) -> tuple[Action, ProviderError] | None:
-        delays = self.retry.delays()
-        while True:
-            try:
-                info = self._perform(call_sid, action)
-            except ProviderError as exc:
-                delay = next(delays, None) if _retryable(action, exc) else None
-                log.warning(
-                    "provider_action_failed",
-                    call_sid=call_sid,
-                    action=action.kind,
-                    status=exc.status,
-                    code=exc.code,
-                    transient=exc.transient,
-                    retry_in=delay,
-                )
-                if delay is not None:
-                    self._record_retry(call_sid, action, exc, actor)
-                    self.sleep(delay)
-                    continue
-                self._record_outcome(call_sid, action, None, exc, actor)
-                return None if exc.not_found and action.kind != "start" else (action, exc)
-            self._record_outcome(call_sid, action, info, None, actor)
-            return None
+        def retrying(exc: ProviderError, delay: float) -> None:
+            self._log_failure(call_sid, action, exc, delay)
+            self._record_retry(call_sid, action, exc, actor)
+
+        try:
+            info = with_retries(
+                lambda: self._perform(call_sid, action),
+                self.retry,
+                self.sleep,
+                retryable=lambda exc: _retryable(action, exc),
+                on_retry=retrying,
+            )
+        except ProviderError as exc:
+            self._log_failure(call_sid, action, exc, None)
+            self._record_outcome(call_sid, action, None, exc, actor)
+            return None if exc.not_found and action.kind != "start" else (action, exc)
+        self._record_outcome(call_sid, action, info, None, actor)
+        return None
+
+    @staticmethod
+    def _log_failure(
+        call_sid: str, action: Action, exc: ProviderError, retry_in: float | None
+    ) -> None:
+        log.warning(
+            "provider_action_failed",
+            call_sid=call_sid,
+            action=action.kind,
+            status=exc.status,
+            code=exc.code,
+            transient=exc.transient,
+            retry_in=retry_in,
+        )
 
     def _perform(self, call_sid: str, action: Action) -> RecordingInfo:
         if action.kind == "start":
