@@ -161,7 +161,7 @@ def audit_verify() -> None:
 @cli.command()
 def simulate(
     scenario: Annotated[
-        str, typer.Argument(help="inbound, payment, opt-out, transfer or non-recorded")
+        str, typer.Argument(help="inbound, payment, opt-out, transfer, non-recorded or live")
     ] = "inbound",
     department: Annotated[
         str | None,
@@ -183,6 +183,9 @@ def simulate(
             "housing-management for non-recorded)"
         ),
     ] = None,
+    agent: Annotated[
+        str | None, typer.Option(help="live: the person the call is assigned to")
+    ] = None,
     token: Annotated[
         str | None,
         typer.Option(
@@ -199,7 +202,8 @@ def simulate(
     Scenarios: inbound (a caller dials and is queued); payment (the agent pauses for a card
     payment, then ends it); opt-out (the agent records the caller's opt-out); transfer (to
     --to); non-recorded (a supervisor moves the call to the non-recorded line, then
-    transfers it to --to: recording stays off).
+    transfers it to --to: recording stays off); live (the call is assigned to --agent and
+    stays up for --talk seconds, to be watched and acted on in the console).
 
     All but inbound act through the people's API as a supervisor, with --token or
     CALLGUARD_TOKEN. Without either, simulate creates the supervisor simulator-supervisor
@@ -217,7 +221,13 @@ def simulate(
         raise typer.Exit(2) from None
     settings = _settings()
     options = CallOptions(
-        department=department, number=number, caller=caller, digits=digits, talk=talk, to=to
+        department=department,
+        number=number,
+        caller=caller,
+        digits=digits,
+        talk=talk,
+        to=to,
+        agent=agent,
     )
     try:
         ok = run(

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from app import web
 from app.api import (
     controls,
     errors,
@@ -77,6 +78,7 @@ def create_app(
     app.include_router(people.router)
     app.include_router(controls.router)
     app.include_router(governance.router)
+    web.install(app)
     if settings.provider == "simulator":
         app.include_router(simulator.router)
     return app

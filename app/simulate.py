@@ -43,6 +43,7 @@ class Scenario(StrEnum):
     OPT_OUT = "opt-out"
     TRANSFER = "transfer"
     NON_RECORDED = "non-recorded"
+    LIVE = "live"
 
 
 # Where a transfer goes unless --to says otherwise: planning is not recorded; after the
@@ -62,6 +63,7 @@ class CallOptions:
     digits: str | None = None
     talk: float = 1.0
     to: str | None = None
+    agent: str | None = None
 
 
 @dataclass
@@ -401,12 +403,33 @@ def _non_recorded(call: LiveCall, options: CallOptions) -> bool:
     return not restarted
 
 
+def _live(call: LiveCall, options: CallOptions) -> bool:
+    """A call that stays up for the console: assigned to --agent, live for --talk seconds
+    (Ctrl-C hangs up sooner)."""
+    if options.agent:
+        call.act(
+            f"supervisor assigns the call to {options.agent}", "assign", {"agent": options.agent}
+        )
+    console_url = f"{call.platform.base_url}/console"
+    call.console.print(
+        f"[bold]the call stays live for {call.talk_seconds:g}s: watch it at {console_url} "
+        "(Ctrl-C hangs up now)[/bold]",
+        highlight=False,
+    )
+    try:
+        time.sleep(call.talk_seconds)
+    except KeyboardInterrupt:
+        call.console.print("[cyan]interrupted[/cyan]")
+    return True
+
+
 SCENARIOS: dict[Scenario, Callable[[LiveCall, CallOptions], bool]] = {
     Scenario.INBOUND: _inbound,
     Scenario.PAYMENT: _payment,
     Scenario.OPT_OUT: _opt_out,
     Scenario.TRANSFER: _transfer,
     Scenario.NON_RECORDED: _non_recorded,
+    Scenario.LIVE: _live,
 }
 
 

@@ -19,6 +19,12 @@ router = APIRouter(prefix="/api/v1", tags=["people"])
 Sid = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
 
 
+@router.get("/me")
+def me(user: AnyRole) -> dict[str, Any]:
+    """Who the token belongs to (the console shows the agent's or the supervisor's view)."""
+    return {"name": user.name, "role": user.role}
+
+
 @router.get("/policy")
 def get_policy(_user: AnyRole, services: ServicesDep) -> dict[str, Any]:
     with unit_of_work(services.sessions) as session:
@@ -41,6 +47,15 @@ def list_calls(
 def get_call(call_sid: Sid, user: CallActor, services: ServicesDep) -> dict[str, Any]:
     with unit_of_work(services.sessions) as session:
         return views.call_object(views.call_for(session, user, call_sid))
+
+
+@router.get("/calls/{call_sid}/events")
+def call_events(call_sid: Sid, user: CallActor, services: ServicesDep) -> dict[str, Any]:
+    """The call's audit events in order: its timeline (an agent: their own calls only)."""
+    with unit_of_work(services.sessions) as session:
+        views.call_for(session, user, call_sid)
+        events = audit.events_for(session, call_sid=call_sid)
+        return {"items": [views.event_object(e) for e in events]}
 
 
 @router.get("/recordings/{recording_sid}")

@@ -13,7 +13,9 @@ from app.api.webhooks import Form
 from app.calls import views
 from app.calls.store import find_call, recordings_of
 from app.db import unit_of_work
+from app.errors import BadRequest
 from app.policy_store import active_policy
+from app.providers.base import ProviderError
 from app.providers.simulator import SimulatorProvider
 from app.simulated_platform import call_completed
 
@@ -51,6 +53,31 @@ def policy(_form: Form, services: ServicesDep) -> dict[str, Any]:
     with unit_of_work(services.sessions) as session:
         active = active_policy(session)
     return {"version": active.version, **active.policy.to_public_dict()} if active else {}
+
+
+@router.post("/faults")
+def inject_fault(form: Form, services: ServicesDep) -> dict[str, Any]:
+    """Make the simulated platform fail its next `times` requests of `operation` (pause,
+    say) with HTTP `status`: what a Twilio outage looks like, for demonstrations and the
+    browser tests. 5xx and 429 are transient (retried), other statuses permanent."""
+    operation = form.get("operation", "")
+    try:
+        status = int(form.get("status", "500"))
+        times = int(form.get("times", "1"))
+    except ValueError:
+        raise BadRequest("status and times must be integers") from None
+    if not 400 <= status <= 599:
+        raise BadRequest("status must be an HTTP error status (400-599)")
+    error = ProviderError(
+        f"simulated platform fault ({status})",
+        transient=status >= 500 or status == 429,
+        status=status,
+    )
+    try:
+        _simulator(services).inject_fault(operation, error, times)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return {"operation": operation, "status": status, "times": times}
 
 
 @router.post("/calls/{call_sid}/inspect")

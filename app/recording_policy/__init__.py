@@ -12,9 +12,11 @@ from .model import (
     load_policy_file,
     load_policy_text,
 )
+from .wording import REASON_TEXT
 
 __all__ = [
     "DEFAULT_POLICY_PATH",
+    "REASON_TEXT",
     "CallFacts",
     "Decision",
     "Department",

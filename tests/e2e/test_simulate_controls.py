@@ -102,3 +102,20 @@ def test_a_refused_token_is_explained_and_a_stale_kept_one_replaced(
     replaced = _ok(simulate("opt-out"))
     assert f"{CREATED}-2 " in replaced
     assert token_file.read_text(encoding="utf-8").strip() != "cg_revoked"
+
+
+def test_live_call_is_assigned_and_stays_up_for_the_console(live, simulate: Simulate) -> None:
+    from app.db import make_engine, make_session_factory, unit_of_work
+    from app.users import Role, add_user
+
+    engine = make_engine(live["env"]["CALLGUARD_DATABASE_URL"])
+    with unit_of_work(make_session_factory(engine)) as session:
+        add_user(session, "ann", Role.AGENT)
+    engine.dispose()
+    out = _ok(simulate("live", "--agent", "ann"))
+    assert "supervisor assigns the call to ann" in out
+    assert "/console" in out
+    state = _inspect(live, out)
+    assert state["call"]["agent"] == "ann"
+    assert state["call"]["status"] == "completed"  # hung up after --talk
+    assert _commands(out)[0] == "start"  # recorded while it was up

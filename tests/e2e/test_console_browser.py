@@ -1,0 +1,317 @@
+"""O5: the console in a real browser (Debian's Chromium driven by Playwright) against a live
+`callguard serve` on the simulator. Screenshots of each state go to artifacts/screenshots/
+(git-ignored)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from rich.console import Console
+
+from app.db import make_engine, make_session_factory, unit_of_work
+from app.simulate import LiveCall, Platform
+from app.users import Role, add_user
+from tests.e2e.conftest import BIN
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        message = "Debian's chromium is not installed (apt-get install chromium)"
+        if os.environ.get("CALLGUARD_REQUIRE_BROWSER"):
+            pytest.fail(message)
+        pytest.skip(message + "; .ci/run installs it")
+    with playwright_api.sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=str(CHROMIUM))
+        yield launched
+        launched.close()
+
+
+@dataclass
+class Centre:
+    """The live service, its simulated platform, and people made in its database."""
+
+    live: dict[str, Any]
+
+    @property
+    def base(self) -> str:
+        return str(self.live["env"]["CALLGUARD_PUBLIC_BASE_URL"])
+
+    @property
+    def platform(self) -> Platform:
+        token = (Path(self.live["cwd"]) / "var" / "dev-token").read_text().strip()
+        return Platform(self.base, self.base, token)
+
+    def user(self, name: str, role: Role) -> str:
+        engine = make_engine(self.live["env"]["CALLGUARD_DATABASE_URL"])
+        try:
+            with unit_of_work(make_session_factory(engine)) as session:
+                return add_user(session, name, role)
+        finally:
+            engine.dispose()
+
+    def call(self, department: str, agent: str, supervisor_token: str) -> str:
+        policy = self.platform.post("/simulator/policy", {}).json()
+        number = next(d["numbers"][0] for d in policy["departments"] if d["id"] == department)
+        call = LiveCall(self.platform, None, Console(file=io.StringIO()), talk=0)
+        call.dial("console", number, "+447700900123", None)
+        response = httpx.post(
+            f"{self.base}/api/v1/calls/{call.sid}/assign",
+            json={"agent": agent},
+            headers={"Authorization": f"Bearer {supervisor_token}"},
+        )
+        assert response.status_code == 200, response.text
+        return call.sid
+
+    def commands(self, call_sid: str) -> list[str]:
+        state = self.platform.inspect(call_sid)
+        return [c["operation"] for c in state["commands"]]
+
+    def fault(self, operation: str, status: int, times: int) -> None:
+        self.platform.post(
+            "/simulator/faults",
+            {"operation": operation, "status": str(status), "times": str(times)},
+        )
+
+
+@pytest.fixture
+def centre(live: dict[str, Any]) -> Centre:
+    return Centre(live)
+
+
+@pytest.fixture
+def supervisor_token(centre: Centre) -> str:
+    return centre.user("sue", Role.SUPERVISOR)
+
+
+def open_console(browser: Any, centre: Centre, token: str) -> Any:
+    """A new browser context (its own sessionStorage), signed in with the keyboard."""
+    page = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    # (An HTTP error status is logged by Chromium as "Failed to load resource": expected.)
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    page.goto(f"{centre.base}/console")
+    expect(page.get_by_label("Your access token")).to_be_focused()
+    page.keyboard.type(token)
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("Signed in as")).to_be_visible()
+    assert token not in page.url
+    page.script_errors = errors  # checked by shot(): the page must run without errors
+    return page
+
+
+def card(page: Any, call_sid: str) -> Any:
+    return page.locator(f'li.call[data-call-sid="{call_sid}"]')
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    assert page.script_errors == []
+
+
+def tab_to(page: Any, target: Any, limit: int = 40) -> None:
+    """Press Tab until `target` has the focus: it is reachable from the keyboard."""
+    for _ in range(limit):
+        if target.evaluate("node => node === document.activeElement"):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError("not reachable with the Tab key")
+
+
+def test_agent_pauses_for_payment_and_resumes_with_the_keyboard(
+    browser: Any, centre: Centre, supervisor_token: str
+) -> None:
+    token = centre.user("ann", Role.AGENT)
+    call_sid = centre.call("contact-harlow", "ann", supervisor_token)
+    page = open_console(browser, centre, token)
+    expect(page.get_by_role("heading", name="Your live calls")).to_be_visible()
+    mine = card(page, call_sid)
+    expect(mine.locator(".state-label")).to_have_text("RECORDING")
+    expect(mine).to_contain_text("calls to this department are recorded")
+    expect(mine).to_contain_text("Contact Harlow")
+    shot(page, "agent-1-recording")
+
+    tab_to(page, mine.get_by_role("button", name="Pause for payment"))
+    page.keyboard.press("Enter")
+    expect(mine.locator(".state-label")).to_have_text("PAUSED FOR PAYMENT")
+    expect(mine.get_by_role("button", name="Payment finished — resume")).to_be_visible()
+    expect(mine.get_by_role("button", name="Pause for payment")).to_be_hidden()
+    expect(mine.get_by_role("alert")).to_be_hidden()
+    expect(mine).to_contain_text("You may take card details")
+    assert centre.commands(call_sid)[-1] == "pause"  # the platform was asked, and confirmed
+    shot(page, "agent-2-paused-for-payment")
+
+    tab_to(page, mine.get_by_role("button", name="Payment finished — resume"))
+    page.keyboard.press("Enter")
+    expect(mine.locator(".state-label")).to_have_text("RECORDING")
+    expect(mine.get_by_role("button", name="Pause for payment")).to_be_visible()
+    assert centre.commands(call_sid)[-1] == "resume"
+    shot(page, "agent-3-resumed")
+
+
+def test_a_failed_pause_shows_the_red_warning_and_no_resume(
+    browser: Any, centre: Centre, supervisor_token: str
+) -> None:
+    token = centre.user("ann", Role.AGENT)
+    call_sid = centre.call("contact-harlow", "ann", supervisor_token)
+    # Every pause fails, the reconciler's retries included, for the whole test.
+    centre.fault("pause", 400, times=1000)
+    page = open_console(browser, centre, token)
+    mine = card(page, call_sid)
+    mine.get_by_role("button", name="Pause for payment").click()
+
+    warning = mine.get_by_role("alert")
+    expect(warning).to_have_text("NOT paused — do not take card details")
+    red = warning.evaluate("node => getComputedStyle(node).backgroundColor")
+    assert red == "rgb(176, 0, 32)"
+    expect(mine.locator(".state-label")).to_have_text("RECORDING")
+    expect(mine.get_by_role("button", name="Payment finished — resume")).to_be_hidden()
+    expect(mine.get_by_role("button", name="Try pausing again")).to_be_visible()
+    shot(page, "agent-4-pause-not-confirmed")
+
+    # The warning is the server's state, not the page's memory: a reload shows it again.
+    page.reload()
+    expect(card(page, call_sid).get_by_role("alert")).to_have_text(
+        "NOT paused — do not take card details"
+    )
+    expect(
+        card(page, call_sid).get_by_role("button", name="Payment finished — resume")
+    ).to_be_hidden()
+    shot(page, "agent-5-pause-not-confirmed-after-reload")
+
+
+def test_an_agent_sees_only_their_own_calls(
+    browser: Any, centre: Centre, supervisor_token: str
+) -> None:
+    ann = centre.user("ann", Role.AGENT)
+    centre.user("bob", Role.AGENT)
+    anns_call = centre.call("contact-harlow", "ann", supervisor_token)
+    bobs_call = centre.call("revenues-and-benefits", "bob", supervisor_token)
+    page = open_console(browser, centre, ann)
+    expect(card(page, anns_call)).to_be_visible()
+    expect(page.locator("li.call")).to_have_count(1)
+    expect(card(page, bobs_call)).to_have_count(0)
+    # Not through the page's own API client either: bob's call does not exist for ann.
+    statuses = page.evaluate(
+        """async (sid) => {
+            const token = sessionStorage.getItem("callguard.token");
+            const headers = {Authorization: `Bearer ${token}`};
+            const get = await fetch(`/api/v1/calls/${sid}`, {headers});
+            const url = `/api/v1/calls/${sid}/payment/start`;
+            const pause = await fetch(url, {method: "POST", headers});
+            return [get.status, pause.status];
+        }""",
+        bobs_call,
+    )
+    assert statuses == [404, 404]
+    shot(page, "agent-6-own-calls-only")
+
+
+def test_supervisor_moves_a_call_to_the_non_recorded_line_and_the_agent_sees_it(
+    browser: Any, centre: Centre, supervisor_token: str
+) -> None:
+    agent_token = centre.user("ann", Role.AGENT)
+    call_sid = centre.call("housing-management", "ann", supervisor_token)
+    agent = open_console(browser, centre, agent_token)
+    expect(card(agent, call_sid).locator(".state-label")).to_have_text("RECORDING")
+    # An agent has no non-recorded-line button (the API would refuse them too).
+    expect(
+        card(agent, call_sid).get_by_role("button", name="Move to non-recorded line")
+    ).to_have_count(0)
+
+    supervisor = open_console(browser, centre, supervisor_token)
+    expect(supervisor.get_by_role("heading", name="All live calls")).to_be_visible()
+    theirs = card(supervisor, call_sid)
+    expect(theirs).to_contain_text("Agent: ann")
+    shot(supervisor, "supervisor-1-live-calls")
+
+    theirs.get_by_role("button", name="Move to non-recorded line").click()
+    dialog = supervisor.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Move the call").click()  # no reason yet
+    expect(dialog.get_by_role("alert")).to_contain_text("Give a reason")
+    dialog.get_by_label("Reason (kept in the audit log)").fill("caller is distressed")
+    shot(supervisor, "supervisor-2-non-recorded-reason")
+    dialog.get_by_role("button", name="Move the call").click()
+    expect(dialog).to_be_hidden()
+    expect(theirs.locator(".state-label")).to_have_text("NOT RECORDED")
+    expect(theirs.get_by_role("button", name="On the non-recorded line")).to_be_disabled()
+    shot(supervisor, "supervisor-3-moved")
+
+    # The agent's page updates by itself, without a reload.
+    mine = card(agent, call_sid)
+    expect(mine.locator(".state-label")).to_have_text("NOT RECORDED")
+    expect(mine).to_contain_text("moved to the non-recorded line by a supervisor")
+    shot(agent, "agent-7-not-recorded")
+    assert "stop" in centre.commands(call_sid)
+
+    timeline = theirs.get_by_role("button", name="Event timeline")
+    timeline.click()
+    expect(timeline).to_have_attribute("aria-expanded", "true")
+    expect(theirs.locator(".events")).to_contain_text("transfer.non_recorded_line by sue")
+    expect(theirs.locator(".events")).to_contain_text("recording.stopped")
+    shot(supervisor, "supervisor-4-timeline")
+
+
+def test_opt_out_and_transfer_from_the_agents_page(
+    browser: Any, centre: Centre, supervisor_token: str
+) -> None:
+    token = centre.user("ann", Role.AGENT)
+    call_sid = centre.call("revenues-and-benefits", "ann", supervisor_token)
+    page = open_console(browser, centre, token)
+    mine = card(page, call_sid)
+    mine.get_by_role("button", name="Opt-out requested").click()
+    expect(mine).to_contain_text("advise the caller to contact us by email at revenues@harlow")
+    expect(mine.get_by_role("button", name="Opt-out recorded")).to_be_disabled()
+    shot(page, "agent-8-opt-out-advise-email")
+
+    mine.get_by_label("Transfer to").select_option(label="Planning (not recorded)")
+    mine.get_by_role("button", name="Transfer", exact=True).click()
+    # Transferred: the call waits in Planning's queue and leaves ann's list.
+    expect(mine).to_have_count(0)
+    expect(page.get_by_role("status").first).to_contain_text("transferred to Planning")
+    shot(page, "agent-9-transferred")
+
+
+def test_a_revoked_token_signs_the_console_out_at_once(
+    browser: Any, centre: Centre, supervisor_token: str
+) -> None:
+    token = centre.user("ann", Role.AGENT)
+    page = open_console(browser, centre, token)
+    subprocess.run(
+        [BIN / "callguard", "users", "disable", "ann"],
+        env=centre.live["env"],
+        cwd=centre.live["cwd"],
+        check=True,
+        capture_output=True,
+    )
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.locator("#sign-in-error")).to_contain_text("revoked")
+    assert page.evaluate("sessionStorage.getItem('callguard.token')") is None
+    page.get_by_label("Your access token").fill("cg_not-a-token")
+    page.keyboard.press("Enter")
+    expect(page.locator("#sign-in-error")).to_contain_text("refused")
+    shot(page, "sign-in-refused")
