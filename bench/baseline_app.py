@@ -2,19 +2,22 @@
 with a constant TwiML menu (the same size as callguard's answer), with no signature check,
 no database and no policy.
 
-Run by bench/webhook.py as `python bench/baseline_app.py --port N`; it serves with the
-same uvicorn options and logging as `callguard serve` (app/cli.py), so the two servers
-differ only in what the endpoint does."""
+Run by bench/webhook.py as `python bench/baseline_app.py --port N`, and by bench/load.py
+with `--style any --workers 2` (every POST path answered after reading its body); it
+serves with the same uvicorn options and logging as `callguard serve` (app/cli.py), so
+the two servers differ only in what the endpoints do."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import uvicorn
-from fastapi import FastAPI, Form, Response
+from fastapi import FastAPI, Form, Request, Response
 
 # What callguard answers for a new call to the main number (the IVR menu with the notice).
 TWIML = (
@@ -53,18 +56,41 @@ def voice_form(
     return Response(TWIML, media_type="application/xml")
 
 
+async def any_post(request: Request) -> Response:
+    """Any path: read the whole body (form or JSON), answer a constant."""
+    await request.body()
+    return Response(TWIML, media_type="application/xml")
+
+
+STYLE_ENV = "CALLGUARD_BENCH_STYLE"  # read at import, so that worker processes see it too
+_style = os.environ.get(STYLE_ENV, "async")
+if _style == "any":
+    app.add_api_route("/{path:path}", any_post, methods=["POST"])
+else:
+    endpoint = voice_async if _style == "async" else voice_form
+    app.add_api_route("/webhooks/twilio/voice", endpoint, methods=["POST"])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--style", choices=("async", "form"), default="async")
+    parser.add_argument("--style", choices=("async", "form", "any"), default="async")
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
-    endpoint = voice_async if args.style == "async" else voice_form
-    app.add_api_route("/webhooks/twilio/voice", endpoint, methods=["POST"])
+    os.environ[STYLE_ENV] = args.style
     # As app/logging.py: stdlib logging at INFO on stderr, so uvicorn's access log costs
     # the same here as in callguard.
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=logging.INFO)
-    uvicorn.run(app, host=args.host, port=args.port, proxy_headers=True, log_config=None)
+    uvicorn.run(
+        "baseline_app:app",
+        app_dir=str(Path(__file__).parent),
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+        log_config=None,
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,593 @@
+"""Load and scale-out: two callguard processes (two workers each) on one PostgreSQL.
+
+In one run, on loopback only, bounded in count and time:
+
+* a Twilio-compatible server (tests/twilio_fake: every REST request checked against
+  Twilio's OpenAPI) runs in this process and plays the phone platform;
+* two `callguard serve --workers 2` processes share one PostgreSQL database (created and
+  dropped by this script), behind a "load balancer" that is this client picking one of
+  them at random for every request;
+* CALLS simulated calls, in scenarios (recorded and unrecorded departments; an agent who
+  pauses for a card payment and resumes, one who pauses and never resumes, a caller who
+  opts out), each with its full webhook sequence: voice, IVR, a supervisor's assignment,
+  the agent's actions, the hang-up, then every call-status callback (initiated, ringing,
+  in-progress, completed) and every recording-status callback the platform sent, each
+  delivered THREE times, concurrently, in shuffled order;
+* first, one call per scenario is played in order with each callback delivered once: the
+  reference every loaded call's final state must equal.
+
+Checked afterwards, from the database: 0 lost events (each distinct callback applied or
+recorded as stale exactly once; every call ended once; every recording completed once),
+0 double-applied, every final state identical to its scenario's in-order reference, one
+webhook receipt per distinct delivery, and the audit chain verifies. Reported: webhook
+p50/p99 and the throughput of all requests, against the same requests replayed with the
+same concurrency at a bare FastAPI app (bench/baseline_app.py --style any) with the same
+topology (two processes, two workers each).
+
+    python bench/load.py            # full: 2,000 calls
+    python bench/load.py --quick    # CI: 200 calls
+
+Exit status: 0 every check passed (the throughput ratio is informative: no target is set
+for it); 1 a check failed or a request failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import random
+import secrets
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+from twilio.request_validator import RequestValidator
+from webhook import (
+    PG_SERVER,
+    BenchError,
+    Server,
+    callguard_command,
+    free_ports,
+    migrate,
+    postgres_database,
+    running,
+    server_env,
+    tail,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:
+    from tests.twilio_fake.server import FakeTwilioServer
+
+MAIN_NUMBER = "+441632960655"
+CALLER = "+447700900123"
+COPIES = 3  # each callback delivered this many times, concurrently
+AGENTS = 8
+RUN_TIMEOUT = 1200.0
+CALL_STATUSES = ("initiated", "ringing", "in-progress", "completed")
+
+
+def _terminate(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwind, so every `finally` runs
+
+
+@dataclass(frozen=True)
+class Scenario:
+    department: str
+    action: str  # none | payment | payment-open | opt-out
+
+    @property
+    def name(self) -> str:
+        return f"{self.department}/{self.action}"
+
+
+SCENARIOS = [
+    Scenario(department, action)
+    for department in ("contact-harlow", "revenues-and-benefits", "planning")
+    for action in ("none", "payment", "payment-open", "opt-out")
+]
+
+
+@dataclass
+class Stats:
+    webhook_latencies: list[float] = field(default_factory=list)
+    requests: int = 0
+    errors: list[str] = field(default_factory=list)
+    retries: int = 0
+    log: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+
+    def percentile_ms(self, q: float) -> float:
+        if not self.webhook_latencies:
+            return math.nan
+        ordered = sorted(self.webhook_latencies)
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)] * 1000
+
+
+async def post(
+    http: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], stats: Stats
+) -> httpx.Response:
+    """One POST; a kept-alive connection the server closed just as it was reused is retried
+    once on a new one, as Twilio retries a failed connection (webhooks are idempotent), and
+    counted."""
+    try:
+        return await http.post(url, content=body, headers=headers)
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        stats.retries += 1
+        return await http.post(url, content=body, headers=headers)
+
+
+class Cluster:
+    """The servers behind a random "load balancer", with one in-flight limit for all."""
+
+    def __init__(
+        self, urls: list[str], public: str, token: str, http: httpx.AsyncClient, limit: int
+    ) -> None:
+        self.urls = urls
+        self.public = public
+        self.validator = RequestValidator(token)
+        self.http = http
+        self.slots = asyncio.Semaphore(limit)
+        self.stats = Stats()
+        self.rng = random.Random(2026)
+
+    async def send(
+        self, path: str, body: bytes, headers: dict[str, str], webhook: bool
+    ) -> httpx.Response:
+        self.stats.log.append((path, body, headers))
+        async with self.slots:
+            started = time.perf_counter()
+            response = await post(
+                self.http, self.rng.choice(self.urls) + path, body, headers, self.stats
+            )
+            elapsed = time.perf_counter() - started
+        self.stats.requests += 1
+        if webhook:
+            self.stats.webhook_latencies.append(elapsed)
+        if response.status_code >= 300:
+            self.stats.errors.append(f"{path} -> {response.status_code}: {response.text[:200]}")
+        return response
+
+    async def webhook(self, path: str, params: dict[str, str]) -> httpx.Response:
+        signature = self.validator.compute_signature(self.public + path, params)
+        headers = {
+            "X-Twilio-Signature": signature,
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        return await self.send(path, urlencode(params).encode(), headers, True)
+
+    async def api(self, token: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        content = json.dumps(body).encode() if body is not None else b""
+        response = await self.send(f"/api/v1{path}", content, headers, False)
+        return response.json() if response.content else None
+
+
+@dataclass
+class Centre:
+    cluster: Cluster
+    fake: FakeTwilioServer
+    supervisor: str
+    agents: list[tuple[str, str]]  # (name, token)
+    digits: dict[str, str]
+    pending: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+
+    def drain(self) -> None:
+        """Sort the platform's recording callbacks by call (they arrive in one queue)."""
+        outbox = self.fake.platform.outbox
+        while not outbox.empty():
+            callback = outbox.get_nowait()
+            self.pending[callback.params["CallSid"]].append(callback)
+
+    async def play(self, call_sid: str, scenario: Scenario, agent: int, chaos: bool) -> None:
+        cluster = self.cluster
+        self.fake.platform.add_call(call_sid)
+        voice = await cluster.webhook(
+            "/webhooks/twilio/voice",
+            {"CallSid": call_sid, "From": CALLER, "To": MAIN_NUMBER, "CallStatus": "ringing"},
+        )
+        if b"<Gather" not in voice.content:
+            cluster.stats.errors.append(f"voice: no menu for {call_sid}")
+            return
+        queued = await cluster.webhook(
+            "/webhooks/twilio/ivr?step=1",
+            {"CallSid": call_sid, "Digits": self.digits[scenario.department]},
+        )
+        if b"<Enqueue" not in queued.content:
+            cluster.stats.errors.append(f"ivr: not queued {call_sid}: {queued.text[:200]}")
+            return
+        name, token = self.agents[agent % len(self.agents)]
+        await cluster.api(self.supervisor, f"/calls/{call_sid}/assign", {"agent": name})
+        if scenario.action in ("payment", "payment-open"):
+            answer = await cluster.api(token, f"/calls/{call_sid}/payment/start")
+            if not (answer and answer.get("confirmed")):
+                cluster.stats.errors.append(f"pause not confirmed for {call_sid}")
+            if scenario.action == "payment":
+                await cluster.api(token, f"/calls/{call_sid}/payment/end")
+        elif scenario.action == "opt-out":
+            await cluster.api(token, f"/calls/{call_sid}/opt-out")
+        self.fake.platform.hangup(call_sid)
+        self.drain()
+        deliveries: list[tuple[str, dict[str, str]]] = [
+            (
+                "/webhooks/twilio/call-status",
+                {"CallSid": call_sid, "CallStatus": status, "SequenceNumber": str(n)},
+            )
+            for n, status in enumerate(CALL_STATUSES)
+        ]
+        deliveries += [
+            (urlsplit(c.url).path, dict(c.params)) for c in self.pending.pop(call_sid, [])
+        ]
+        if not chaos:
+            for path, params in deliveries:
+                await cluster.webhook(path, params)
+            return
+        copies = deliveries * COPIES
+        cluster.rng.shuffle(copies)
+        await asyncio.gather(*(cluster.webhook(path, params) for path, params in copies))
+
+
+# -- checks --------------------------------------------------------------------------------
+
+
+def final_state(session: Any, call_sid: str) -> dict[str, Any]:
+    """What must not depend on delivery order: the call, its recordings, its events' types
+    (stale callbacks and their applied twins aside)."""
+    from sqlalchemy import select
+
+    from app.models import AuditEvent, Call, Recording
+
+    call = session.get(Call, call_sid)
+    recordings = session.scalars(select(Recording).where(Recording.call_sid == call_sid))
+    events = session.scalars(select(AuditEvent.type).where(AuditEvent.call_sid == call_sid))
+    # A callback that arrives after a later one is recorded as ignored instead of applied.
+    order_dependent = {
+        "call.status",
+        "call.status_ignored",
+        "recording.status",
+        "recording.status_ignored",
+    }
+    return {
+        "call": {
+            "status": call.status,
+            "ended": call.ended,
+            "recording": call.recording,
+            "desired": call.desired,
+            "reasons": list(call.reasons),
+            "department": call.department,
+            "payment_in_progress": call.payment_in_progress,
+            "opted_out": call.opted_out,
+        },
+        "recordings": sorted((r.department, r.status, r.retention) for r in recordings),
+        "events": dict(sorted(Counter(t for t in events if t not in order_dependent).items())),
+    }
+
+
+def exactly_once(session: Any, call_sid: str) -> list[str]:
+    """Each distinct callback applied, or recorded as stale, exactly once."""
+    from sqlalchemy import func, select
+
+    from app.models import AuditEvent, WebhookReceipt
+
+    problems = []
+    events = list(
+        session.scalars(
+            select(AuditEvent).where(AuditEvent.call_sid == call_sid).order_by(AuditEvent.sequence)
+        )
+    )
+    statuses = Counter(
+        (e.detail["status"], e.detail["sequence"])
+        for e in events
+        if e.type in ("call.status", "call.status_ignored", "call.ended")
+    )
+    expected = Counter((s, n) for n, s in enumerate(CALL_STATUSES))
+    if statuses != expected:
+        problems.append(f"call-status events {dict(statuses)} != one of each")
+    recording_callbacks = Counter(
+        (e.recording_sid, e.detail["status"])
+        for e in events
+        if (
+            e.type in ("recording.started", "recording.status")
+            and e.detail.get("source") == "callback"
+        )
+        or e.type in ("recording.completed", "recording.status_ignored")
+    )
+    if any(n != 1 for n in recording_callbacks.values()):
+        problems.append(f"recording callbacks applied {dict(recording_callbacks)}")
+    types = Counter(e.type for e in events)
+    if types["call.ended"] != 1:
+        problems.append(f"call.ended {types['call.ended']} times")
+    receipts = session.scalar(
+        select(func.count()).select_from(WebhookReceipt).where(WebhookReceipt.call_sid == call_sid)
+    )
+    distinct = 2 + len(CALL_STATUSES) + len(recording_callbacks)  # voice, ivr, callbacks
+    if receipts != distinct:
+        problems.append(f"{receipts} webhook receipts for {distinct} distinct deliveries")
+    return problems
+
+
+def check(
+    database_url: str, references: dict[Scenario, str], calls: list[tuple[str, Scenario]]
+) -> list[str]:
+    from app.audit.verify import verify_chain
+    from app.db import make_engine, make_session_factory, read_only_session
+
+    engine = make_engine(database_url)
+    problems: list[str] = []
+    try:
+        sessions = make_session_factory(engine)
+        with sessions() as session:
+            expected = {s: final_state(session, sid) for s, sid in references.items()}
+            for scenario, sid in references.items():
+                problems += [f"reference {scenario.name}: {p}" for p in exactly_once(session, sid)]
+            for sid, scenario in calls:
+                state = final_state(session, sid)
+                if state != expected[scenario]:
+                    problems.append(
+                        f"{sid} ({scenario.name}): {state} != in-order {expected[scenario]}"
+                    )
+                problems += [f"{sid} ({scenario.name}): {p}" for p in exactly_once(session, sid)]
+        with read_only_session(engine) as session:
+            verdict = verify_chain(session)
+        if not verdict.ok:
+            problems.append(f"audit chain broken: {verdict.as_dict()}")
+        else:
+            print(f"audit chain verifies: {verdict.events} events", flush=True)
+    finally:
+        engine.dispose()
+    return problems
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+def people(database_url: str) -> tuple[str, list[tuple[str, str]]]:
+    from app.db import make_engine, make_session_factory, unit_of_work
+    from app.users import Role, add_user
+
+    engine = make_engine(database_url)
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            supervisor = add_user(session, "load-supervisor", Role.SUPERVISOR)
+            agents = [
+                (f"agent-{n}", add_user(session, f"agent-{n}", Role.AGENT)) for n in range(AGENTS)
+            ]
+    finally:
+        engine.dispose()
+    return supervisor, agents
+
+
+def ivr_digits() -> dict[str, str]:
+    from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
+
+    policy = load_policy_file(DEFAULT_POLICY_PATH)
+    digits = {}
+    for scenario in SCENARIOS:
+        department = policy.department(scenario.department)
+        assert department is not None, scenario
+        assert department.ivr_digit, scenario
+        digits[scenario.department] = department.ivr_digit
+    return digits
+
+
+async def bounded(jobs: Sequence[Callable[[], Awaitable[None]]], width: int) -> None:
+    """Run the jobs with at most `width` at a time."""
+    queue = iter(jobs)
+
+    async def worker() -> None:
+        for job in queue:
+            await job()
+
+    await asyncio.gather(*(worker() for _ in range(width)))
+
+
+async def replay(
+    urls: list[str], log: list[tuple[str, bytes, dict[str, str]]], limit: int
+) -> float:
+    """The same requests at the baseline, with the same in-flight limit: seconds taken."""
+    rng = random.Random(2026)
+    slots = asyncio.Semaphore(limit)
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=limit)) as http:
+
+        async def one(path: str, body: bytes, headers: dict[str, str]) -> None:
+            async with slots:
+                response = await post(http, rng.choice(urls) + path, body, headers, Stats())
+                response.raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(*entry) for entry in log))
+        return time.perf_counter() - started
+
+
+async def drive(
+    centre: Centre, calls: list[tuple[str, Scenario]], references: dict[Scenario, str], width: int
+) -> float:
+    for n, (scenario, sid) in enumerate(references.items()):
+        await centre.play(sid, scenario, n, chaos=False)
+    centre.cluster.stats = Stats()  # measure the loaded phase only
+    started = time.perf_counter()
+    jobs = [
+        (lambda sid=sid, scenario=scenario, n=n: centre.play(sid, scenario, n, chaos=True))
+        for n, (sid, scenario) in enumerate(calls)
+    ]
+    await bounded(jobs, width)
+    return time.perf_counter() - started
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="callguard under load: two processes, one PostgreSQL"
+    )
+    parser.add_argument("--calls", type=int, help="calls in the loaded phase (2000; quick 200)")
+    parser.add_argument("--parallel", type=int, default=8, help="calls in progress at once (8)")
+    parser.add_argument("--in-flight", type=int, default=16, help="requests in flight at most (16)")
+    parser.add_argument("--pg-server", default=PG_SERVER)
+    parser.add_argument("--quick", action="store_true", help="CI: 200 calls")
+    args = parser.parse_args(argv)
+    if args.calls is None:
+        args.calls = 200 if args.quick else 2000
+    if not 1 <= args.calls <= 20_000:
+        parser.error("--calls must be between 1 and 20000")
+    if not 1 <= args.parallel <= 64 or not 1 <= args.in_flight <= 128:
+        parser.error("--parallel 1..64, --in-flight 1..128")
+    return args
+
+
+def server(name: str, command: list[str], port: int, env: dict[str, str], workdir: Path) -> Server:
+    return Server(name, command, port, env, workdir, workdir / f"{name}-{port}.log")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
+    from tests.twilio_fake.server import FakeTwilioServer
+
+    mode = "quick" if args.quick else "full"
+    print(
+        f"== callguard load ({mode}): {args.calls} calls x {COPIES} deliveries of each callback,"
+        f" 2 processes x 2 workers on PostgreSQL ==",
+        flush=True,
+    )
+    fake = FakeTwilioServer()
+    fake.start()
+    try:
+        with contextlib.ExitStack() as stack:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cg-load-")))
+            database_url = stack.enter_context(postgres_database(args.pg_server))
+            ports = free_ports(4)
+            public = f"http://127.0.0.1:{ports[0]}"
+            env = server_env(database_url, ports[0], fake.auth_token)
+            env.update(
+                CALLGUARD_PROVIDER="twilio",
+                CALLGUARD_TWILIO_API_BASE_URL=fake.base_url,
+                TWILIO_ACCOUNT_SID=fake.account_sid,
+            )
+            migrate(env, workdir)
+            supervisor, agents = people(database_url)
+            servers = [
+                server(
+                    "callguard",
+                    [*callguard_command(), "serve", "--workers", "2"],
+                    port,
+                    {**env, "CALLGUARD_PORT": str(port)},
+                    workdir,
+                )
+                for port in ports[:2]
+            ] + [
+                server(
+                    "baseline",
+                    [
+                        sys.executable,
+                        str(BENCH / "baseline_app.py"),
+                        "--port",
+                        str(port),
+                        "--style",
+                        "any",
+                        "--workers",
+                        "2",
+                    ],
+                    port,
+                    env,
+                    workdir,
+                )
+                for port in ports[2:]
+            ]
+            for s in servers:
+                stack.enter_context(running(s))
+            for s in servers:
+                s.wait_healthy()
+            rng = random.Random(20261129)
+            references = {s: "CA" + secrets.token_hex(16) for s in SCENARIOS}
+            calls = [
+                ("CA" + secrets.token_hex(16), rng.choice(SCENARIOS)) for _ in range(args.calls)
+            ]
+            loaded, replayed, stats = asyncio.run(
+                asyncio.wait_for(
+                    _run(args, fake, ports, public, supervisor, agents, calls, references),
+                    RUN_TIMEOUT,
+                )
+            )
+            if stats.errors:
+                for message in sorted(set(stats.errors))[:10]:
+                    print(f"  {message}", file=sys.stderr)
+                for s in servers[:2]:
+                    print(f"\n-- {s.name} {s.port} log (tail) --\n{tail(s.log)}", file=sys.stderr)
+                print(f"FAIL: {len(stats.errors)} requests failed", file=sys.stderr)
+                return 1
+            problems = check(database_url, references, calls)
+            unexpected = fake.unexpected_violations()
+            if unexpected:
+                problems.append(f"requests Twilio would refuse: {unexpected[:3]}")
+    except BenchError as exc:
+        print(f"FAIL: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: servers stopped", file=sys.stderr)
+        return 130
+    finally:
+        fake.stop()
+
+    report(stats, loaded, replayed, args.calls)
+    if problems:
+        for problem in problems[:10]:
+            print(f"  {problem[:600]}", file=sys.stderr)
+        print(f"FAIL: {len(problems)} problems", file=sys.stderr)
+        return 1
+    print("PASS: 0 lost, 0 double-applied, final states as in order, audit chain verifies")
+    return 0
+
+
+async def _run(
+    args: argparse.Namespace,
+    fake: FakeTwilioServer,
+    ports: list[int],
+    public: str,
+    supervisor: str,
+    agents: list[tuple[str, str]],
+    calls: list[tuple[str, Scenario]],
+    references: dict[Scenario, str],
+) -> tuple[float, float, Stats]:
+    limits = httpx.Limits(max_connections=args.in_flight)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        urls = [f"http://127.0.0.1:{p}" for p in ports[:2]]
+        cluster = Cluster(urls, public, fake.auth_token, http, args.in_flight)
+        centre = Centre(cluster, fake, supervisor, agents, ivr_digits())
+        loaded = await drive(centre, calls, references, args.parallel)
+        stats = cluster.stats
+    baseline_urls = [f"http://127.0.0.1:{p}" for p in ports[2:]]
+    replayed = await replay(baseline_urls, stats.log, args.in_flight)
+    return loaded, replayed, stats
+
+
+def report(stats: Stats, loaded: float, replayed: float, calls: int) -> None:
+    ours, theirs = stats.requests / loaded, stats.requests / replayed
+    print(
+        f"\n{calls} calls, {stats.requests} requests ({len(stats.webhook_latencies)} webhooks) "
+        f"in {loaded:.1f}s: {ours:.0f} req/s, {calls / loaded:.1f} calls/s"
+        f"\nwebhook latency p50 {stats.percentile_ms(0.5):.1f} ms, "
+        f"p99 {stats.percentile_ms(0.99):.1f} ms"
+        f"\nbaseline (same requests, same in-flight limit): {replayed:.1f}s, {theirs:.0f} req/s"
+        f"\nratio callguard / baseline: {ours / theirs:.3f}"
+        f"\nconnections reset on reuse and retried: {stats.retries}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
