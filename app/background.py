@@ -32,11 +32,15 @@ class Periodic:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.every):
+        # The first pass runs at once: after a crash, what the dead process left half-done
+        # (a pause Twilio carried out but nobody recorded) is put right on restart.
+        while True:
             try:
                 done = self.action()
             except Exception:  # keep going: the next pass may find the database back
                 log.exception("background_pass_failed", worker=self.name)
-                continue
+                done = 0
             if done:
                 log.info("background_pass", worker=self.name, items=done)
+            if self._stop.wait(self.every):
+                return

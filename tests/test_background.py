@@ -22,3 +22,11 @@ def test_periodic_work_survives_a_failing_pass_and_stops() -> None:
     worker.stop()
     assert len(passes) >= 2
     assert not worker._thread.is_alive()
+
+
+def test_the_first_pass_runs_at_start_not_after_a_period() -> None:
+    ran = threading.Event()
+    worker = Periodic("test", 3600, lambda: ran.set() or 0)
+    worker.start()
+    assert ran.wait(timeout=5)
+    worker.stop()

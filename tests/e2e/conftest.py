@@ -4,6 +4,7 @@ from a second process, as in the README."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -75,3 +76,35 @@ def simulate(live: dict) -> Simulate:
         )
 
     return run
+
+
+class Server:
+    def __init__(self, env: dict[str, str], cwd: Path, port: int) -> None:
+        self.env, self.cwd, self.port = env, cwd, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = (self.cwd / f"serve-{time.monotonic_ns()}.log").open("w")
+        self.process = subprocess.Popen(
+            [BIN / "callguard", "serve"], env=self.env, cwd=self.cwd, stdout=log, stderr=log
+        )
+        self.wait(lambda r: r.status_code == 200)
+
+    def wait(self, ready, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                response = httpx.get(f"{self.url}/readyz", timeout=5)
+                if ready(response):
+                    return response.json()
+            except httpx.HTTPError:
+                pass
+            assert self.process and self.process.poll() is None, "the server died"
+            assert time.monotonic() < deadline, "timed out waiting for the server"
+            time.sleep(0.2)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=15)

@@ -21,7 +21,7 @@ from twilio.request_validator import RequestValidator
 from app.audit.verify import verify_chain
 from app.db import make_engine, make_session_factory
 from app.models import AuditEvent
-from tests.e2e.conftest import BIN, free_port
+from tests.e2e.conftest import BIN, Server, free_port
 from tests.factories import MAIN_NUMBER, new_call_sid
 
 PG_URL = os.environ.get("CALLGUARD_TEST_DATABASE_URL") or ""
@@ -45,38 +45,6 @@ def _cluster(action: str) -> None:
         while subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"], check=False).returncode:
             assert time.monotonic() < deadline, "PostgreSQL did not come back"
             time.sleep(0.2)
-
-
-class Server:
-    def __init__(self, env: dict[str, str], cwd: Path, port: int) -> None:
-        self.env, self.cwd, self.port = env, cwd, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = (self.cwd / f"serve-{time.monotonic_ns()}.log").open("w")
-        self.process = subprocess.Popen(
-            [BIN / "callguard", "serve"], env=self.env, cwd=self.cwd, stdout=log, stderr=log
-        )
-        self.wait(lambda r: r.status_code == 200)
-
-    def wait(self, ready, timeout: float = 30) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                response = httpx.get(f"{self.url}/readyz", timeout=5)
-                if ready(response):
-                    return response.json()
-            except httpx.HTTPError:
-                pass
-            assert self.process and self.process.poll() is None, "the server died"
-            assert time.monotonic() < deadline, "timed out waiting for the server"
-            time.sleep(0.2)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=15)
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["server-survives", "server-sigkilled"])

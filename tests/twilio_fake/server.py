@@ -239,6 +239,11 @@ class FakeTwilioServer:
                 _Injection(operation, status, code, delay, times, message)
             )
 
+    def reset_injections(self) -> None:
+        """Drop the injected failures still pending: the outage is over."""
+        with self._state.lock:
+            self._state.injections.clear()
+
     def expect_violations(self, *codes: int) -> None:
         """Let this test's violations pass teardown: those with the given Twilio codes, or
         all of them when no code is given."""
