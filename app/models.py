@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -186,7 +188,9 @@ class WebhookReceipt(Base):
 
 
 class AuditEvent(Base):
-    """Append-only. Refers to calls by sid and never holds a phone number."""
+    """Append-only. Refers to calls by sid and never holds a phone number. `body` is the
+    hashed content (app/audit/chain.py); the other columns are what events are found by,
+    and are hashed too."""
 
     __tablename__ = "audit_events"
     # Never reuse a sequence number on SQLite, even after the newest row is gone.
@@ -196,14 +200,43 @@ class AuditEvent(Base):
     type: Mapped[str] = mapped_column(String(64))
     call_sid: Mapped[str | None] = mapped_column(SID, index=True)
     recording_sid: Mapped[str | None] = mapped_column(SID, index=True)
-    actor: Mapped[str] = mapped_column(String(100))
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
-    policy_version: Mapped[int | None] = mapped_column(Integer)
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+    @cached_property
+    def content(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.body)
+        return loaded
+
+    @property
+    def actor(self) -> str:
+        return str(self.content["actor"])
+
+    @property
+    def occurred_at(self) -> datetime:
+        from app.audit.chain import parse_time  # (app.audit imports this module)
+
+        return parse_time(self.content["occurred_at"])
+
+    @property
+    def received_at(self) -> datetime:
+        from app.audit.chain import parse_time
+
+        return parse_time(self.content["received_at"])
+
+    @property
+    def reasons(self) -> list[str]:
+        return list(self.content["reasons"])
+
+    @property
+    def policy_version(self) -> int | None:
+        version: int | None = self.content["policy_version"]
+        return version
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        return dict(self.content["detail"])
 
 
 class AuditHead(Base):

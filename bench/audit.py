@@ -8,10 +8,10 @@
    holding exactly the events written.
 2. Verify throughput, on another freshly migrated database holding a chain of `--events`
    realistic events (the app's types, sids, actors, reasons and details). The chain is
-   built fast: hashes computed here with app.audit.chain.event_hash, rows bulk-inserted
+   built fast: rows sealed here with app.audit.chain.seal, bulk-inserted
    with executemany in large batches, then audit_head set to the newest event. Timed:
    `verify_chain` (streaming from the database) and, in the same run, a bare hashlib
-   SHA-256 walk over the same canonical bytes (precomputed; only the hashing and link
+   SHA-256 walk over the same hashed messages (precomputed; only the hashing and link
    checks are timed). Reported: both rates and their ratio, judged against TARGET_RATIO;
    and the verify's memory (tracemalloc peak, in a second, traced run; and the growth of
    the peak RSS) at E/10 and at E, to show it does not grow with the chain.
@@ -54,7 +54,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from webhook import PG_SERVER, BenchError, postgres_database
 
 from app import audit
-from app.audit.chain import canonical, event_hash
+from app.audit.chain import message, seal
 from app.audit.verify import BATCH as VERIFY_BATCH
 from app.audit.verify import Verdict, verify_chain
 from app.db import make_engine, make_session_factory, unit_of_work
@@ -358,10 +358,10 @@ def build_chain(engine: Engine, events: Iterator[dict[str, Any]], count: int) ->
         left, batches = count, 0
         while left:
             batch = []
-            for row in itertools.islice(events, min(INSERT_BATCH, left)):
+            for event in itertools.islice(events, min(INSERT_BATCH, left)):
                 sequence += 1
-                row["sequence"], row["prev_hash"] = sequence, previous
-                row["hash"] = previous = event_hash(row)
+                row = seal(event, sequence, previous)
+                previous = row["hash"]
                 batch.append(row)
             connection.execute(insert(AuditEvent), batch)
             left -= len(batch)
@@ -377,7 +377,7 @@ def build_chain(engine: Engine, events: Iterator[dict[str, Any]], count: int) ->
 
 @dataclass
 class Chain:
-    """What the bare walk needs: every built event's canonical bytes, prev_hash and hash."""
+    """What the bare walk needs: every built event's hashed message, prev_hash and hash."""
 
     blobs: list[bytes]
     prevs: list[str]
@@ -385,14 +385,13 @@ class Chain:
 
 
 def replay_chain(start: tuple[int, str], count: int, head: tuple[int, str]) -> Chain:
-    """The built events again (same seed), as the canonical bytes verify_chain hashes.
-    Made after the verify runs, so that those run without a million objects around."""
+    """The built events again (same seed), as the messages verify_chain hashes. Made
+    after the verify runs, so that those run without a million objects around."""
     sequence, previous = start
     chain = Chain([], [], [])
-    for row in itertools.islice(event_stream(CHAIN_SEED, CHAIN_START), count):
+    for event in itertools.islice(event_stream(CHAIN_SEED, CHAIN_START), count):
         sequence += 1
-        row["sequence"], row["prev_hash"] = sequence, previous
-        blob = canonical(row)
+        blob = message(seal(event, sequence, previous))
         chain.blobs.append(blob)
         chain.prevs.append(previous)
         previous = hashlib.sha256(blob).hexdigest()
@@ -403,7 +402,7 @@ def replay_chain(start: tuple[int, str], count: int, head: tuple[int, str]) -> C
 
 
 def bare_walk(chain: Chain) -> tuple[int, float]:
-    """The link and hash checks of verify_chain over in-memory canonical bytes: hashlib
+    """The link and hash checks of verify_chain over the same messages, in memory: hashlib
     SHA-256 and comparisons only."""
     sha256 = hashlib.sha256
     previous, count = chain.prevs[0], 0

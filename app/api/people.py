@@ -86,4 +86,5 @@ def list_audit(
         events = audit.events_for(
             session, call_sid=call_sid, recording_sid=recording_sid, after=after, limit=limit
         )
-        return {"items": [views.event_object(e) for e in events]}
+        # What an auditor re-verifies: the hashed body and the links (README, Evidence).
+        return {"items": [views.event_object(e) | views.event_seal(e) for e in events]}

@@ -1,17 +1,25 @@
 """The audit log's hash chain.
 
-Each event's hash is SHA-256 over a canonical encoding of its content, which includes the
-previous event's hash, so changing, removing or reordering any event breaks every link
-after it. The encoding is fixed here and documented in the README so that an auditor can
-re-verify with a script of their own:
+Each event is stored as the exact bytes that were hashed (`body`) plus the columns it is
+found by. Its hash covers both and the previous event's hash, so changing, removing or
+reordering any event, or any of its columns, breaks the chain. The encoding (format 2) is
+fixed here and documented in the README so that an auditor can re-verify with a script of
+their own:
 
-    canonical = JSON of {"sequence", "type", "call_sid", "recording_sid", "actor",
-                         "occurred_at", "received_at", "reasons", "policy_version",
-                         "detail", "prev_hash"}
-                with keys sorted, separators "," and ":", UTF-8 (no ASCII escaping),
-                times as UTC "YYYY-MM-DDTHH:MM:SS.ffffffZ", no floats anywhere
-    hash      = lowercase hex SHA-256 of canonical
+    message = prev_hash "\\n" sequence "\\n" esc(type) "\\n" esc(call_sid) "\\n"
+              esc(recording_sid) "\\n" body
+    esc(x)  = "" for none, else x with "\\" written "\\\\" and a newline written "\\n"
+    body    = UTF-8 JSON of {"actor", "occurred_at", "received_at", "reasons",
+              "policy_version", "detail"}, keys sorted, separators "," and ":", no ASCII
+              escaping, times as UTC "YYYY-MM-DDTHH:MM:SS.ffffffZ", no floats anywhere
+    hash    = lowercase hex SHA-256 of message
     prev_hash of the first event = 64 zeros
+
+Storing the hashed bytes means verification never re-encodes (fast, and immune to how a
+JSON library formats things), and nothing but `body` holds an event's content.
+
+Format 1 (until migration 0005) hashed one JSON of every field; it is kept here for the
+migrations that convert to and from it.
 """
 
 from __future__ import annotations
@@ -23,19 +31,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 GENESIS = "0" * 64
-HASHED_FIELDS = (
-    "sequence",
-    "type",
-    "call_sid",
-    "recording_sid",
-    "actor",
-    "occurred_at",
-    "received_at",
-    "reasons",
-    "policy_version",
-    "detail",
-    "prev_hash",
-)
+BODY_FIELDS = ("actor", "occurred_at", "received_at", "reasons", "policy_version", "detail")
+COLUMNS = ("sequence", "type", "call_sid", "recording_sid", "prev_hash", "hash", "body")
 
 
 def timestamp(moment: datetime) -> str:
@@ -61,16 +58,78 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def canonical(row: Mapping[Any, Any]) -> bytes:
-    content = {name: row[name] for name in HASHED_FIELDS}
-    content["occurred_at"] = timestamp(content["occurred_at"])
-    content["received_at"] = timestamp(content["received_at"])
-    content["reasons"] = list(content["reasons"] or [])
-    content["detail"] = plain(content["detail"] or {})
+def _json(content: Mapping[str, Any]) -> bytes:
     return json.dumps(
         content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
 
 
-def event_hash(row: Mapping[Any, Any]) -> str:
-    return hashlib.sha256(canonical(row)).hexdigest()
+def body_of(event: Mapping[str, Any]) -> bytes:
+    """The content an event's columns do not hold, as the bytes that are hashed."""
+    return _json(
+        {
+            "actor": event["actor"],
+            "occurred_at": timestamp(event["occurred_at"]),
+            "received_at": timestamp(event["received_at"]),
+            "reasons": list(event["reasons"] or []),
+            "policy_version": event["policy_version"],
+            "detail": plain(event["detail"] or {}),
+        }
+    )
+
+
+def esc(value: str | None) -> str:
+    return "" if value is None else value.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def message(row: Mapping[str, Any]) -> bytes:
+    """What is hashed: the header of columns, then the body."""
+    header = (
+        f"{row['prev_hash']}\n{row['sequence']}\n{esc(row['type'])}\n"
+        f"{esc(row['call_sid'])}\n{esc(row['recording_sid'])}\n"
+    )
+    return header.encode("utf-8") + bytes(row["body"])
+
+
+def seal(event: Mapping[str, Any], sequence: int, prev_hash: str) -> dict[str, Any]:
+    """The row to insert for an event placed after `prev_hash` at `sequence`."""
+    row = {
+        "sequence": sequence,
+        "type": event["type"],
+        "call_sid": event["call_sid"],
+        "recording_sid": event["recording_sid"],
+        "prev_hash": prev_hash,
+        "body": body_of(event),
+    }
+    row["hash"] = hashlib.sha256(message(row)).hexdigest()
+    return row
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+# -- format 1 (migrations only) ----------------------------------------------------------
+
+V1_FIELDS = (
+    "sequence",
+    "type",
+    "call_sid",
+    "recording_sid",
+    "actor",
+    "occurred_at",
+    "received_at",
+    "reasons",
+    "policy_version",
+    "detail",
+    "prev_hash",
+)
+
+
+def v1_event_hash(row: Mapping[Any, Any]) -> str:
+    content = {name: row[name] for name in V1_FIELDS}
+    content["occurred_at"] = timestamp(content["occurred_at"])
+    content["received_at"] = timestamp(content["received_at"])
+    content["reasons"] = list(content["reasons"] or [])
+    content["detail"] = plain(content["detail"] or {})
+    return hashlib.sha256(_json(content)).hexdigest()

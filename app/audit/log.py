@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.audit.chain import event_hash, plain
+from app.audit.chain import plain, seal
 from app.models import AuditEvent, AuditHead, table_of, utcnow
 
 _PENDING = "audit_pending"
@@ -76,6 +76,7 @@ class EventType(StrEnum):
     NUMBER_ERASED = "call.number_erased"
     NUMBERS_REKEYED = "numbers.rekeyed"
     SUBJECT_ACCESS_EXPORTED = "subject_access.exported"
+    AUDIT_FORMAT_CHANGED = "audit.format_changed"  # written by migration 0005
 
 
 def append(
@@ -125,11 +126,12 @@ def write_pending(session: Session) -> None:
     connection = session.connection()
     head = connection.execute(_LOCK_HEAD).one()
     sequence, previous = head.sequence, head.hash
+    sealed = []
     for row in rows:
         sequence += 1
-        row["sequence"], row["prev_hash"] = sequence, previous
-        row["hash"] = previous = event_hash(row)
-    connection.execute(_INSERT_EVENTS, rows)
+        sealed.append(seal(row, sequence, previous))
+        previous = sealed[-1]["hash"]
+    connection.execute(_INSERT_EVENTS, sealed)
     connection.execute(_MOVE_HEAD, {"new_sequence": sequence, "new_hash": previous})
 
 

@@ -79,6 +79,10 @@ def recording_by_sid(session: Session, recording_sid: str) -> Recording:
     return recording
 
 
+def event_seal(event: AuditEvent) -> dict[str, str]:
+    return {"prev_hash": event.prev_hash, "hash": event.hash, "body": event.body.decode()}
+
+
 def event_object(event: AuditEvent) -> dict[str, Any]:
     return {
         "sequence": event.sequence,

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from app.audit.chain import GENESIS, event_hash
+from app.audit.chain import GENESIS
+from app.audit.chain import v1_event_hash as event_hash
 
 revision: str = "0003"
 down_revision: str | None = "0002"

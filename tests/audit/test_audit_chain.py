@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, text
@@ -76,44 +76,68 @@ def test_concurrent_writers_never_fork_or_gap(services) -> None:
 
 
 def test_an_auditor_can_recompute_the_chain_from_the_readme(services) -> None:
-    """An independent implementation of the documented encoding agrees with every row."""
+    """An independent implementation of the documented encoding agrees with every row,
+    including columns that need escaping."""
     _append(services, 5)
+    with unit_of_work(services.sessions) as session:
+        audit.append(
+            session,
+            audit.EventType.CALL_STATUS,
+            actor="platform",
+            call_sid="CA\\odd\nsid",  # a backslash and a newline
+            recording_sid="RE1",
+            detail={"é": "ü", "n": None},
+        )
+
+    def esc(value: str | None) -> str:
+        return "" if value is None else value.replace("\\", "\\\\").replace("\n", "\\n")
+
     with services.engine.connect() as connection:
         rows = connection.execute(text("SELECT * FROM audit_events ORDER BY sequence")).mappings()
         previous = "0" * 64
         for row in rows:
-
-            def stamp(value) -> str:
-                value = str(value).replace(" ", "T").replace("+00:00", "")
-                return (value if "." in value else value + ".000000") + "Z"
-
-            content = {
-                "sequence": row["sequence"],
-                "type": row["type"],
-                "call_sid": row["call_sid"],
-                "recording_sid": row["recording_sid"],
-                "actor": row["actor"],
-                "occurred_at": stamp(row["occurred_at"]),
-                "received_at": stamp(row["received_at"]),
-                "reasons": _json(row["reasons"]),
-                "policy_version": row["policy_version"],
-                "detail": _json(row["detail"]),
-                "prev_hash": previous,
-            }
-            encoded = json.dumps(
+            body = bytes(row["body"])
+            content = json.loads(body)
+            assert sorted(content) == [
+                "actor",
+                "detail",
+                "occurred_at",
+                "policy_version",
+                "reasons",
+                "received_at",
+            ]
+            assert body == json.dumps(
                 content, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-            ).encode()
+            ).encode("utf-8")
+            assert content["received_at"].endswith("Z")
+            header = (
+                f"{previous}\n{row['sequence']}\n{esc(row['type'])}\n"
+                f"{esc(row['call_sid'])}\n{esc(row['recording_sid'])}\n"
+            )
             assert row["prev_hash"] == previous
-            assert hashlib.sha256(encoded).hexdigest() == row["hash"]
+            assert hashlib.sha256(header.encode() + body).hexdigest() == row["hash"]
             previous = row["hash"]
+    assert _verify(services) == {"ok": True, "events": 6}
 
 
-def _json(value):
-    return json.loads(value) if isinstance(value, str) else value
+def test_the_readme_script_verifies_the_api_s_audit_list(services, client) -> None:
+    """The README's auditor script, run as printed over GET /api/v1/audit."""
+    _append(services, 3)
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    script = readme.split("```python\nimport hashlib  # rows of GET /api/v1/audit")[1]
+    script = "import hashlib  # rows" + script.split("```")[0]
+    token = make_user(services, "auditor", Role.GOVERNANCE)
+    events = client.get("/api/v1/audit", headers=bearer(token)).json()["items"]
+    namespace = {"events": events}
+    exec(script, namespace)  # noqa: S102  (our own README)
+    assert namespace["prev"] == events[-1]["hash"]
+    events[1]["body"] = events[1]["body"].replace("test", "mallory")
+    with pytest.raises(AssertionError):
+        exec(script, {"events": events})  # noqa: S102
 
 
 @pytest.mark.parametrize(
-    "statement", ["UPDATE audit_events SET actor = 'mallory'", "DELETE FROM audit_events"]
+    "statement", ["UPDATE audit_events SET type = 'mallory'", "DELETE FROM audit_events"]
 )
 def test_the_database_refuses_updates_and_deletes(services, statement: str) -> None:
     _append(services, 3)
@@ -135,38 +159,58 @@ def test_postgres_refuses_truncate(services) -> None:
 Tamper = Callable[[Connection], None]
 
 
+def _edit_body(connection: Connection, sequence: int, old: bytes, new: bytes) -> None:
+    """Change an event's content in place (bytes bound, so on either database)."""
+    body = connection.execute(
+        text("SELECT body FROM audit_events WHERE sequence = :s"), {"s": sequence}
+    ).scalar_one()
+    assert old in bytes(body)
+    connection.execute(
+        text("UPDATE audit_events SET body = :b WHERE sequence = :s"),
+        {"b": bytes(body).replace(old, new), "s": sequence},
+    )
+
+
 def _rehash(connection: Connection, sequence: int) -> None:
     """Rewrite a row's hash to match its changed content, as a careful forger would."""
-    from app.audit.chain import event_hash
+    from app.audit.chain import message
 
     row = (
         connection.execute(text("SELECT * FROM audit_events WHERE sequence = :s"), {"s": sequence})
         .mappings()
         .one()
     )
-    content = {**row, "reasons": _json(row["reasons"]), "detail": _json(row["detail"])}
-    for name in ("occurred_at", "received_at"):  # SQLite hands back text
-        if isinstance(content[name], str):
-            content[name] = datetime.fromisoformat(content[name])
     connection.execute(
         text("UPDATE audit_events SET hash = :h WHERE sequence = :s"),
-        {"h": event_hash(content), "s": sequence},
+        {"h": hashlib.sha256(message(row)).hexdigest(), "s": sequence},
     )
 
 
 CASES: dict[str, tuple[Tamper, int, str]] = {
     "content": (
-        lambda c: c.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE sequence = 7")),
+        lambda c: _edit_body(c, 7, b'"test"', b'"mallory"'),
+        7,
+        "content_changed",
+    ),
+    "column": (
+        lambda c: c.execute(text("UPDATE audit_events SET call_sid = 'CAx' WHERE sequence = 7")),
+        7,
+        "content_changed",
+    ),
+    "type": (
+        lambda c: c.execute(text("UPDATE audit_events SET type = 'call.ended' WHERE sequence = 7")),
         7,
         "content_changed",
     ),
     "rehashed content": (
-        lambda c: (
-            c.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE sequence = 7")),
-            _rehash(c, 7),
-        ),
+        lambda c: (_edit_body(c, 7, b'"test"', b'"mallory"'), _rehash(c, 7)),
         8,
         "link_broken",
+    ),
+    "renumbered": (
+        lambda c: c.execute(text("UPDATE audit_events SET sequence = 70 WHERE sequence = 7")),
+        7,
+        "gap",
     ),
     "deleted event": (
         lambda c: c.execute(text("DELETE FROM audit_events WHERE sequence = 7")),
@@ -209,7 +253,7 @@ def test_cli_verify_exits_non_zero_naming_the_sequence(services, migrated_url, m
     assert good.exit_code == 0
     assert "intact: 4 events" in good.output
     with _without_triggers(services) as connection:
-        connection.execute(text("UPDATE audit_events SET detail = '{}' WHERE sequence = 3"))
+        _edit_body(connection, 3, b'"i":2', b'"i":20')
     bad = runner.invoke(cli, ["audit", "verify"])
     assert bad.exit_code == 1
     assert "sequence 3: content_changed" in bad.output
