@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -49,7 +49,7 @@ WALK = {
 }
 
 
-def _batches(session: Session) -> Iterator[list[tuple[str, bytes]]]:
+def _batches(session: Session) -> Iterator[Sequence[Any]]:
     """(hash, message) of every event in order, a batch at a time; on PostgreSQL through
     a server-side cursor, so memory stays constant however long the chain."""
     raw = session.connection().connection

@@ -15,12 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import audit
+from app.calls.decisions import redecide
 from app.calls.locks import CallLocks
 from app.calls.state import confirmed_state
 from app.calls.store import ACTIVE_RECORDING, TERMINAL_RECORDING, find_call, recordings_of
+from app.config import FailSafe as SettingsFailSafe
 from app.db import unit_of_work
 from app.models import Call, Recording, utcnow
-from app.policy_store import policy_version
+from app.policy_store import active_policy, policy_version
 from app.providers.base import Provider, ProviderError, RecordingInfo
 
 log = structlog.get_logger(__name__)
@@ -160,6 +162,23 @@ def _retryable(action: Action, error: ProviderError) -> bool:
     if action.kind != "start":
         return True
     return error.status == 429 or error.code in (20429, 16114)
+
+
+CALL_NOT_IN_PROGRESS = 21220  # Twilio: "Call is not in-progress. Cannot create recording."
+
+
+def _end(session: Session, call: Call, error: ProviderError, detail: dict[str, object]) -> None:
+    call.ended, call.ended_at, call.status = True, utcnow(), "completed"
+    audit.append(
+        session,
+        audit.EventType.CALL_ENDED,
+        actor="platform",
+        call_sid=call.call_sid,
+        detail={"status": "completed", "source": "provider", "code": error.code},
+    )
+    # An ended call is decided off whatever the fail-safe says (ended comes first).
+    redecide(session, call, active_policy(session), SettingsFailSafe.NO_RECORD, "platform")
+    detail["call"] = "ended"
 
 
 class Reconciler:
@@ -335,6 +354,11 @@ class Reconciler:
         error: ProviderError,
         detail: dict[str, object],
     ) -> None:
+        if action.kind == "start" and (error.code == CALL_NOT_IN_PROGRESS or error.not_found):
+            # Twilio says the call is over, and its completed callback is late or will
+            # never come (call-status callbacks are the operator's to configure): end the
+            # call here, or the sweep would try to start a recording on it forever.
+            _end(session, call, error, detail)
         if action.kind == "start" and error.transient:
             # The platform may have started it anyway: wait for its in-progress callback
             # before starting another (the sweep starts one after this, if none came).

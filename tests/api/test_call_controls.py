@@ -363,3 +363,38 @@ def test_state_lives_on_the_server(desk: Desk) -> None:
     desk.post("payment/start")
     again = desk.client.get(f"/api/v1/calls/{desk.call_sid}", headers=desk.supervisor).json()
     assert (again["recording"], again["reasons"]) == ("paused", ["payment_in_progress"])
+
+
+def test_a_call_twilio_says_is_over_is_ended_so_the_sweep_stops(
+    client: TestClient, platform: Platform, services
+) -> None:
+    """The caller hung up; the recording's completed callback came, the call's never did
+    (call-status callbacks are the operator's to configure). The sweep's start is refused
+    with 21220: the call is ended then, not retried every 15 s for ever."""
+    call_sid = platform.queue_call(CONTACT)
+    platform.simulator.hangup(call_sid)
+    platform.deliver_callbacks()  # the recording's completed callback only
+    with services.sessions() as session:
+        call = session.get(Call, call_sid)
+        assert (call.ended, call.desired, call.recording) == (False, "recording", "off")
+
+    assert services.reconciler.sweep() == 1
+    with services.sessions() as session:
+        call = session.get(Call, call_sid)
+        assert (call.ended, call.status, call.desired) == (True, "completed", "off")
+        ended = session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.call_sid == call_sid, AuditEvent.type == "call.ended"
+            )
+        ).one()
+        assert ended.detail == {"status": "completed", "source": "provider", "code": 21220}
+    assert services.reconciler.sweep() == 0
+    # The late callback changes nothing.
+    assert platform.call_status(call_sid, "completed", 3).status_code == 204
+    with services.sessions() as session:
+        types = [
+            e.type
+            for e in session.scalars(select(AuditEvent).where(AuditEvent.call_sid == call_sid))
+        ]
+    assert types.count("call.ended") == 1
+    assert types[-1] == "call.status_ignored"
