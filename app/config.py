@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 VAR_DIR = Path("var")
 DEV_NUMBER_KEY = "callguard-development-number-key-not-for-production"
@@ -47,6 +48,13 @@ class Settings(BaseSettings):
     journal_dir: Path = VAR_DIR / "journal"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Failed bearer tokens (app/api/ratelimit.py): after `limit` distinct failures from one
+    # client within `window` seconds, its requests are refused 429 until the oldest is older.
+    auth_failure_limit: int = Field(default=20, ge=1, le=10_000)
+    auth_failure_window: int = Field(default=60, ge=1, le=86_400)
+    auth_failure_clients: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Proxies whose X-Forwarded-For is believed: comma-separated addresses or networks.
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
 
     @field_validator("public_base_url", "twilio_api_base_url")
     @classmethod
@@ -68,6 +76,21 @@ class Settings(BaseSettings):
         if len(value) != 2 or not value.isalpha():
             raise ValueError("must be a two-letter region code such as GB")
         return value.upper()
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        networks = []
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            try:
+                networks.append(ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return tuple(networks)
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

@@ -14,8 +14,10 @@ from app.api import (
     errors,
     governance,
     health,
+    limits,
     observability,
     people,
+    ratelimit,
     simulator,
     webhooks,
 )
@@ -71,6 +73,8 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    ratelimit.install(app, settings)  # failed bearer tokens: 429 per client
+    app.add_middleware(limits.BodyLimit)  # inside Observe, so a 413 is logged and counted
     state_registry = CollectorRegistry(auto_describe=True)
     observability.install(app, state_registry)
     app.include_router(health.router)

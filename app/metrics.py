@@ -54,6 +54,12 @@ RETENTION = Counter(
     ["result"],
 )
 
+AUTH_RATE_LIMITED = Counter(
+    "callguard_auth_rate_limited_total",
+    "Failed-token rate limit: clients that tripped it (tripped) and requests refused (refused)",
+    ["event"],
+)
+
 
 class StateCollector(Collector):
     """Read at scrape time from the database, so every instance reports the same truth:

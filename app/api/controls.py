@@ -8,8 +8,13 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.api.deps import CallActor, ServicesDep, SupervisorPlus
+from app.api.errors import ErrorBody, error_responses
 
-router = APIRouter(prefix="/api/v1/calls/{call_sid}", tags=["call controls"])
+router = APIRouter(
+    prefix="/api/v1/calls/{call_sid}",
+    tags=["call controls"],
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, 429, 502, 503),
+)
 
 Sid = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
 
@@ -43,7 +48,7 @@ class AssignRequest(BaseModel):
 
 @router.post(
     "/payment/start",
-    responses={503: {"description": "NOT paused — do not take card details"}},
+    responses={503: {"model": ErrorBody, "description": "NOT paused — do not take card details"}},
 )
 def start_payment(call_sid: Sid, user: CallActor, services: ServicesDep) -> dict[str, Any]:
     return services.controls.start_payment(user, call_sid)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.api import ratelimit
 from app.db import unit_of_work
 from app.errors import Forbidden, Unauthorized
 from app.models import User
@@ -26,14 +27,20 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 def current_user(
+    request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
+    """The token's holder, looked up on every request (a disabled user's token fails at
+    once). A client with too many failed tokens is refused first (app/api/ratelimit.py)."""
+    client = ratelimit.refuse_if_limited(request)
     if credentials is None or not credentials.credentials:
+        ratelimit.count_failure(request, client, None)
         raise Unauthorized("a bearer token is required")
     with unit_of_work(services.sessions) as session:
         user = user_for_token(session, credentials.credentials)
     if user is None:
+        ratelimit.count_failure(request, client, credentials.credentials)
         raise Unauthorized("the token is not valid or has been revoked")
     return user
 

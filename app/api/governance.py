@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from starlette.background import BackgroundTask
 
 from app.api.deps import AnyRole, GovernancePlus, ServicesDep, require
+from app.api.errors import error_responses
 from app.calls import views
 from app.db import unit_of_work
 from app.models import Call, Recording, User
@@ -20,13 +21,19 @@ from app.numbers import vault
 from app.retention import holds, notifications
 from app.retention.access import MEDIA_PATH, Purpose, grant_access, log_media_fetched, redeem
 from app.retention.disclosures import disclosure_object, record_disclosure
-from app.retention.media import media_source
+from app.retention.media import WAV, media_source
 from app.subject_access import e164_or_refuse, export
 from app.users import Role
 
-router = APIRouter(prefix="/api/v1", tags=["governance"])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["governance"],
+    responses=error_responses(400, 401, 403, 404, 409, 410, 413, 422, 429, 502, 503),
+)
 
 Sid = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
+# A row's id: beyond 64 bits SQLite cannot even compare it (OverflowError, a 500).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Governance = Annotated[User, Depends(require(Role.GOVERNANCE))]
 Text = Annotated[str, Field(min_length=1, max_length=100)]
 
@@ -104,7 +111,7 @@ def place_hold(
 
 @router.delete("/recordings/{recording_sid}/holds/{hold_id}")
 def release_hold(
-    recording_sid: Sid, hold_id: int, user: Governance, services: ServicesDep
+    recording_sid: Sid, hold_id: RowId, user: Governance, services: ServicesDep
 ) -> dict[str, Any]:
     with unit_of_work(services.sessions) as session:
         hold = holds.release_hold(session, hold_id, user.name, recording_sid)
@@ -125,7 +132,11 @@ def access_recording(
     }
 
 
-@router.get("/media/{token}", response_class=StreamingResponse)
+@router.get(
+    "/media/{token}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {WAV: {}}, "description": "The recording (WAV)"}},
+)
 def media(
     token: Annotated[str, Path(min_length=16, max_length=100)], services: ServicesDep
 ) -> StreamingResponse:
@@ -181,7 +192,7 @@ def list_notifications(
 
 @router.post("/notifications/{notification_id}/done")
 def notification_done(
-    notification_id: int, body: DoneRequest, user: Governance, services: ServicesDep
+    notification_id: RowId, body: DoneRequest, user: Governance, services: ServicesDep
 ) -> dict[str, Any]:
     with unit_of_work(services.sessions) as session:
         done = notifications.complete(

@@ -8,13 +8,16 @@ from fastapi import APIRouter, Path, Query
 
 from app import audit
 from app.api.deps import AnyRole, CallActor, GovernancePlus, ServicesDep
+from app.api.errors import error_responses
 from app.audit.verify import verify_chain
 from app.calls import views
 from app.db import read_only_session, unit_of_work
 from app.errors import Unavailable
 from app.policy_store import active_policy
 
-router = APIRouter(prefix="/api/v1", tags=["people"])
+router = APIRouter(
+    prefix="/api/v1", tags=["people"], responses=error_responses(400, 401, 403, 404, 422, 429, 503)
+)
 
 Sid = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
 
@@ -79,7 +82,7 @@ def list_audit(
     services: ServicesDep,
     call_sid: str | None = None,
     recording_sid: str | None = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,  # SQLite's integers
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
 ) -> dict[str, Any]:
     with unit_of_work(services.sessions) as session:

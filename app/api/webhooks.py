@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 import structlog
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator
 
@@ -23,6 +23,7 @@ log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/webhooks/twilio", tags=["platform webhooks"])
 
 TWIML = "application/xml"
+DEPARTMENT_ID = r"^([a-z0-9]+(-[a-z0-9]+)*)?$"  # a policy's department slug, or none
 
 
 async def signed_form(request: Request, services: ServicesDep) -> ImmutableMultiDict[str, str]:
@@ -66,6 +67,8 @@ def _durably(
     2xx, within the platform's timeout."""
     try:
         return handler()
+    except DataError:
+        raise  # a value the database cannot hold: the content's fault, a 400 (errors.py)
     except DBAPIError as exc:
         query = request.scope.get("query_string", b"").decode("latin-1")
         path = request.url.path + (f"?{query}" if query else "")
@@ -126,7 +129,8 @@ def transfer(
     services: ServicesDep,
     kind: str = "department",
     transfer: Annotated[int, Query(ge=1)] = 1,
-    department: str = "",
+    # A department id (the URL is ours): anything else would end up in the TwiML.
+    department: Annotated[str, Query(max_length=64, pattern=DEPARTMENT_ID)] = "",
 ) -> Response:
     return _durably(
         request,

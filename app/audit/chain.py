@@ -6,9 +6,8 @@ reordering any event, or any of its columns, breaks the chain. The encoding (for
 fixed here and documented in the README so that an auditor can re-verify with a script of
 their own:
 
-    message = prev_hash "\\n" sequence "\\n" esc(type) "\\n" esc(call_sid) "\\n"
-              esc(recording_sid) "\\n" body
-    esc(x)  = "" for none, else x with "\\" written "\\\\" and a newline written "\\n"
+    message = prev_hash "\\n" sequence "\\n" type "\\n" call_sid "\\n" recording_sid "\\n" body
+              (an absent sid is empty)
     body    = UTF-8 JSON of {"actor", "occurred_at", "received_at", "reasons",
               "policy_version", "detail"}, keys sorted, separators "," and ":", no ASCII
               escaping, times as UTC "YYYY-MM-DDTHH:MM:SS.ffffffZ", no floats anywhere
@@ -16,7 +15,10 @@ their own:
     prev_hash of the first event = 64 zeros
 
 Storing the hashed bytes means verification never re-encodes (fast, and immune to how a
-JSON library formats things), and nothing but `body` holds an event's content.
+JSON library formats things), and nothing but `body` holds an event's content. The header
+needs no escaping: a type or sid holding a newline is refused (`seal`), and JSON has none,
+so every message has exactly five newlines before its body and splits one way only; no
+other column values can give the same bytes.
 
 Format 1 (until migration 0005) hashed one JSON of every field; it is kept here for the
 migrations that convert to and from it.
@@ -78,21 +80,20 @@ def body_of(event: Mapping[str, Any]) -> bytes:
     )
 
 
-def esc(value: str | None) -> str:
-    return "" if value is None else value.replace("\\", "\\\\").replace("\n", "\\n")
-
-
 def message(row: Mapping[str, Any]) -> bytes:
     """What is hashed: the header of columns, then the body."""
     header = (
-        f"{row['prev_hash']}\n{row['sequence']}\n{esc(row['type'])}\n"
-        f"{esc(row['call_sid'])}\n{esc(row['recording_sid'])}\n"
+        f"{row['prev_hash']}\n{row['sequence']}\n{row['type']}\n"
+        f"{row['call_sid'] or ''}\n{row['recording_sid'] or ''}\n"
     )
     return header.encode("utf-8") + bytes(row["body"])
 
 
 def seal(event: Mapping[str, Any], sequence: int, prev_hash: str) -> dict[str, Any]:
     """The row to insert for an event placed after `prev_hash` at `sequence`."""
+    for name in ("type", "call_sid", "recording_sid"):
+        if "\n" in (event[name] or ""):
+            raise ValueError(f"an audit event's {name} holds a newline: refused")
     row = {
         "sequence": sequence,
         "type": event["type"],

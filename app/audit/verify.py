@@ -32,13 +32,11 @@ class Verdict:
 
 # The hashed message (app/audit/chain.py) assembled by the database from the stored
 # columns, so that the walk only hashes, on a plain DB-API cursor (no per-row objects of
-# the ORM's). Backslashes in these literals are literal on both databases.
-_FIELDS = r"""
-    prev_hash || NL || CAST(sequence AS TEXT) || NL
-    || coalesce(replace(replace(type, '\', '\\'), NL, '\n'), '') || NL
-    || coalesce(replace(replace(call_sid, '\', '\\'), NL, '\n'), '') || NL
-    || coalesce(replace(replace(recording_sid, '\', '\\'), NL, '\n'), '') || NL
-"""
+# the ORM's).
+_FIELDS = (
+    "prev_hash || NL || CAST(sequence AS TEXT) || NL || type || NL"
+    " || coalesce(call_sid, '') || NL || coalesce(recording_sid, '') || NL"
+)
 WALK = {
     "sqlite": "SELECT hash, CAST("  # noqa: S608  (constant text, no input)
     + _FIELDS.replace("NL", "char(10)")

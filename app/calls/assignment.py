@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import audit
 from app.calls.controls import assign_call
-from app.calls.platform import PLATFORM, required
+from app.calls.platform import PLATFORM, SID, BadWebhook, required
 from app.calls.store import claim_receipt, find_call, keep_response, stored_response
 from app.db import unit_of_work
 from app.errors import BadRequest
@@ -45,6 +45,8 @@ class Assignments:
         task = _json_object(form, "TaskAttributes")
         worker = _json_object(form, "WorkerAttributes")
         call_sid = str(task.get("call_sid") or "")
+        if call_sid and not SID.fullmatch(call_sid):
+            raise BadWebhook("TaskAttributes.call_sid is not a SID")
         key = f"assignment:{reservation}"
         with unit_of_work(self.sessions) as session:
             receipt = claim_receipt(session, key, token, "assignment", call_sid or None)

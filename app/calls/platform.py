@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -54,11 +55,29 @@ class BadWebhook(BadRequest):
     """A webhook without a field it must have (answered 400, nothing stored)."""
 
 
+# Twilio's SIDs: two letters and 32 hex digits. Anything alphanumeric that fits the
+# columns is taken (tests and other platforms vary); a newline or control character never
+# is: the audit chain's message needs none in a sid (app/audit/chain.py).
+SID = re.compile(r"[A-Za-z0-9]{1,64}")
+
+
 def required(form: Mapping[str, str], name: str) -> str:
     value = form.get(name, "").strip()
     if not value:
         raise BadWebhook(f"missing form field {name}")
+    if name.endswith("Sid") and not SID.fullmatch(value):
+        raise BadWebhook(f"form field {name} is not a SID (letters and digits, at most 64)")
     return value
+
+
+def _sequence(value: str | None) -> int:
+    """Twilio's SequenceNumber (0, 1, 2…), -1 when absent. Anything else is refused (400),
+    never passed to int() raw (a 500) nor stored past the column's range."""
+    if not value:
+        return -1
+    if not (value.isascii() and value.isdigit() and len(value) <= 9):
+        raise BadWebhook(f"SequenceNumber {value[:20]!r} is not a sequence number")
+    return int(value)
 
 
 def _twilio_time(value: str | None) -> datetime | None:
@@ -323,7 +342,7 @@ class PlatformEvents:
         status = required(form, "CallStatus")
         if status not in _CALL_RANK:
             raise BadWebhook(f"unknown CallStatus {status!r}")
-        sequence = int(form.get("SequenceNumber") or -1)
+        sequence = _sequence(form.get("SequenceNumber"))
         key = f"call-status:{call_sid}:{status}:{sequence}"
         occurred = _twilio_time(form.get("Timestamp"))
         with unit_of_work(self.sessions) as session:

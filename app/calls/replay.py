@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit
 
 import structlog
+from sqlalchemy.exc import DataError
 
 from app.calls.assignment import Assignments
 from app.calls.platform import PlatformEvents, ivr_key, required, transfer_key, voice_key
@@ -60,7 +61,7 @@ class Replayer:
                     self.platform.replay_fail_safe(form, key, "transfer", received)
                 case other:
                     log.warning("journal_entry_unknown_path", path=other, entry=entry.name)
-        except (DomainError, ValueError) as exc:
-            # Malformed: it would be refused live too. Dropped (and logged) rather than
-            # blocking every entry behind it.
+        except (DomainError, ValueError, DataError) as exc:
+            # Malformed, or a value the database cannot hold: refused live too. Dropped
+            # (and logged) rather than blocking every entry behind it.
             log.warning("journal_entry_refused", entry=entry.name, error=str(exc))

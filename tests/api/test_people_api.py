@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from app.cli import cli
+from app.config import get_settings
 from app.db import unit_of_work
 from app.models import Call, User
 from app.users import Role, disable_user
@@ -40,13 +43,42 @@ def test_missing_or_wrong_token_is_401_json(client: TestClient, header: str | No
     assert set(response.json()) >= {"error", "detail"}
 
 
-def test_disabled_token_is_refused_at_once(client: TestClient, services) -> None:
-    token = make_user(services, "alice", Role.SUPERVISOR)
-    assert client.get("/api/v1/calls", headers=bearer(token)).status_code == 200
-    with unit_of_work(services.sessions) as session:
-        disable_user(session, "alice")
-    response = client.get("/api/v1/calls", headers=bearer(token))
-    assert response.status_code == 401
+@pytest.mark.parametrize("how", ["cli", "function"])
+def test_disabled_token_is_refused_at_once(
+    platform: Platform,
+    client: TestClient,
+    services,
+    settings,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+) -> None:
+    """`callguard users disable NAME`, from another process's point of view (its own engine),
+    while the server has just served the token: the very next request is 401, on every
+    kind of route (no token or user is cached anywhere)."""
+    call_sid = platform.queue_call(MAIN_NUMBER, ["1"])
+    token = bearer(make_user(services, "alice", Role.SUPERVISOR))
+    routes = [
+        ("GET", "/api/v1/me"),
+        ("GET", "/api/v1/calls"),
+        ("GET", f"/api/v1/calls/{call_sid}"),
+        ("POST", f"/api/v1/calls/{call_sid}/opt-out"),
+    ]
+    for method, path in routes[:3]:
+        assert client.request(method, path, headers=token).status_code == 200, path
+    if how == "cli":
+        monkeypatch.setenv("CALLGUARD_DATABASE_URL", settings.database_url)
+        get_settings.cache_clear()
+        result = CliRunner().invoke(cli, ["users", "disable", "alice"])
+        assert result.exit_code == 0, result.output
+    else:
+        with unit_of_work(services.sessions) as session:
+            disable_user(session, "alice")
+    for method, path in routes:
+        response = client.request(method, path, headers=token)
+        assert response.status_code == 401, path
+        assert response.json()["error"] == "unauthorized"
+    with services.sessions() as session:
+        assert session.get(Call, call_sid).opted_out is False  # the refused action did nothing
 
 
 def test_only_a_hash_of_the_token_is_stored(services) -> None:

@@ -77,20 +77,17 @@ def test_concurrent_writers_never_fork_or_gap(services) -> None:
 
 def test_an_auditor_can_recompute_the_chain_from_the_readme(services) -> None:
     """An independent implementation of the documented encoding agrees with every row,
-    including columns that need escaping."""
+    a backslash in a column included."""
     _append(services, 5)
     with unit_of_work(services.sessions) as session:
         audit.append(
             session,
             audit.EventType.CALL_STATUS,
             actor="platform",
-            call_sid="CA\\odd\nsid",  # a backslash and a newline
+            call_sid="CA\\odd",  # a backslash: no escaping anywhere
             recording_sid="RE1",
             detail={"é": "ü", "n": None},
         )
-
-    def esc(value: str | None) -> str:
-        return "" if value is None else value.replace("\\", "\\\\").replace("\n", "\\n")
 
     with services.engine.connect() as connection:
         rows = connection.execute(text("SELECT * FROM audit_events ORDER BY sequence")).mappings()
@@ -111,13 +108,22 @@ def test_an_auditor_can_recompute_the_chain_from_the_readme(services) -> None:
             ).encode("utf-8")
             assert content["received_at"].endswith("Z")
             header = (
-                f"{previous}\n{row['sequence']}\n{esc(row['type'])}\n"
-                f"{esc(row['call_sid'])}\n{esc(row['recording_sid'])}\n"
+                f"{previous}\n{row['sequence']}\n{row['type']}\n"
+                f"{row['call_sid'] or ''}\n{row['recording_sid'] or ''}\n"
             )
             assert row["prev_hash"] == previous
             assert hashlib.sha256(header.encode() + body).hexdigest() == row["hash"]
             previous = row["hash"]
     assert _verify(services) == {"ok": True, "events": 6}
+
+
+def test_a_newline_in_a_column_is_refused_so_every_message_splits_one_way(services) -> None:
+    with (
+        pytest.raises(ValueError, match="call_sid holds a newline"),
+        unit_of_work(services.sessions) as session,
+    ):
+        audit.append(session, audit.EventType.DECISION, actor="x", call_sid="CA1\nCA2")
+    assert _verify(services) == {"ok": True, "events": 0}
 
 
 def test_the_readme_script_verifies_the_api_s_audit_list(services, client) -> None:

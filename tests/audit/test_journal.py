@@ -131,3 +131,18 @@ def test_webhooks_during_an_outage_are_replayed_exactly_once(platform: Platform,
         ).all()
         assert all(e.detail.get("journaled") for e in journaled if e.type != "decision")
         assert verify_chain(session).ok
+
+
+def test_an_entry_the_database_cannot_hold_is_dropped_not_blocking(services):
+    """PostgreSQL refuses a value longer than its column (SQLite stores it): such an entry
+    would be refused live too, so replay drops it and goes on with the next."""
+    if services.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite does not enforce column lengths")
+    bad, good = new_call_sid(), new_call_sid()
+    services.journal.append("/webhooks/twilio/voice", {"CallSid": bad, "To": "1" * 300}, None)
+    services.journal.append("/webhooks/twilio/voice", {"CallSid": good, "To": MAIN_NUMBER}, None)
+    assert services.replayer.run_once() == 2
+    assert services.journal.backlog() == 0
+    with services.sessions() as session:
+        assert session.get(Call, bad) is None
+        assert session.get(Call, good) is not None
