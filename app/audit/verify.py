@@ -52,7 +52,8 @@ def _batches(session: Session) -> Iterator[Sequence[Any]]:
     a server-side cursor, so memory stays constant however long the chain."""
     raw = session.connection().connection
     dialect = session.get_bind().dialect.name
-    cursor = raw.cursor(name="audit_walk") if dialect == "postgresql" else raw.cursor()
+    # PostgreSQL: binary results, so the bytea arrives as bytes rather than hex text.
+    cursor = raw.cursor(name="audit_walk", binary=True) if dialect == "postgresql" else raw.cursor()
     try:
         cursor.execute(WALK[dialect])
         while batch := cursor.fetchmany(BATCH):
