@@ -291,7 +291,7 @@ def exactly_once(session: Any, call_sid: str) -> list[str]:
         )
     )
     statuses = Counter(
-        (e.detail["status"], e.detail["sequence"])
+        (e.detail["status"], e.detail.get("sequence"))
         for e in events
         if e.type in ("call.status", "call.status_ignored", "call.ended")
     )

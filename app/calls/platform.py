@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import audit
 from app.calls.decisions import redecide
-from app.calls.reconcile import Reconciler, new_recording
+from app.calls.reconcile import START_UNCERTAIN, Reconciler, new_recording
 from app.calls.state import confirmed_state
 from app.calls.store import (
     claim_receipt,
@@ -380,6 +380,7 @@ class PlatformEvents:
             if ended:
                 call.ended = True
                 call.ended_at = occurred or utcnow()
+                call.start_pending_until = None  # nothing is started on an ended call
                 redecide(session, call, active_policy(session), self.settings.fail_safe, PLATFORM)
                 call.recording = "off"
         return Reply(None)
@@ -427,6 +428,11 @@ class PlatformEvents:
                 )
             else:
                 self._complete(session, recording, form, status)
+                if not call.ended and call.desired == "recording":
+                    # Twilio ends a call's recordings when the call ends, and the call's
+                    # own completed callback may trail this one: no new recording is
+                    # started for a minute unless the call is still up by then.
+                    call.start_pending_until = utcnow() + START_UNCERTAIN
             session.flush()
             call.recording = confirmed_state(call, recordings_of(session, call_sid))
         return Reply(None)

@@ -169,6 +169,7 @@ CALL_NOT_IN_PROGRESS = 21220  # Twilio: "Call is not in-progress. Cannot create 
 
 def _end(session: Session, call: Call, error: ProviderError, detail: dict[str, object]) -> None:
     call.ended, call.ended_at, call.status = True, utcnow(), "completed"
+    call.start_pending_until = None
     audit.append(
         session,
         audit.EventType.CALL_ENDED,

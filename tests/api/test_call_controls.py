@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.calls.reconcile import START_UNCERTAIN
 from app.db import unit_of_work
 from app.models import AuditEvent, Call, Recording, WebhookReceipt
 from app.providers.base import ProviderError
@@ -369,8 +370,9 @@ def test_a_call_twilio_says_is_over_is_ended_so_the_sweep_stops(
     client: TestClient, platform: Platform, services
 ) -> None:
     """The caller hung up; the recording's completed callback came, the call's never did
-    (call-status callbacks are the operator's to configure). The sweep's start is refused
-    with 21220: the call is ended then, not retried every 15 s for ever."""
+    (call-status callbacks are the operator's to configure). For a minute nothing is started
+    (the call's own callback usually trails the recording's); then the sweep's start is
+    refused with 21220, and the call is ended, not retried every 15 s for ever."""
     call_sid = platform.queue_call(CONTACT)
     platform.simulator.hangup(call_sid)
     platform.deliver_callbacks()  # the recording's completed callback only
@@ -378,6 +380,12 @@ def test_a_call_twilio_says_is_over_is_ended_so_the_sweep_stops(
         call = session.get(Call, call_sid)
         assert (call.ended, call.desired, call.recording) == (False, "recording", "off")
 
+    starts = len(platform.simulator.requests)
+    services.reconciler.sweep()
+    assert len(platform.simulator.requests) == starts  # within the minute: no start
+    with unit_of_work(services.sessions) as session:
+        call = session.get(Call, call_sid)
+        call.start_pending_until -= START_UNCERTAIN  # a minute later
     assert services.reconciler.sweep() == 1
     with services.sessions() as session:
         call = session.get(Call, call_sid)
