@@ -122,14 +122,15 @@ class Stats:
 async def post(
     http: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], stats: Stats
 ) -> httpx.Response:
-    """One POST; a kept-alive connection the server closed just as it was reused is retried
-    once on a new one, as Twilio retries a failed connection (webhooks are idempotent), and
-    counted."""
-    try:
-        return await http.post(url, content=body, headers=headers)
-    except (httpx.ReadError, httpx.RemoteProtocolError):
-        stats.retries += 1
-        return await http.post(url, content=body, headers=headers)
+    """One POST; a kept-alive connection the server closed just as it was reused (uvicorn
+    closes idle ones after 5 s) is retried, up to twice, as Twilio retries a failed
+    connection (webhooks are idempotent), and counted."""
+    for _ in range(2):
+        try:
+            return await http.post(url, content=body, headers=headers)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            stats.retries += 1
+    return await http.post(url, content=body, headers=headers)
 
 
 class Cluster:
