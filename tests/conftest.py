@@ -6,6 +6,7 @@ each test then gets a fresh database schema."""
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,22 +29,37 @@ pytest_plugins = ["tests.twilio_fake.fixtures"]
 PG_URL = os.environ.get("CALLGUARD_TEST_DATABASE_URL")
 
 
-def _fresh_postgres(base_url: str) -> Iterator[str]:
-    """A throw-away database on the server named by base_url."""
+def _fresh_postgres(base_url: str, template: str | None = None) -> Iterator[str]:
+    """A throw-away database on the server named by base_url (a copy of `template`)."""
     url = make_url(base_url)
     name = f"cg_test_{uuid.uuid4().hex[:12]}"
     # No pooled connection to go stale: a test may restart the server in between.
     admin = create_engine(
         url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
     )
+    copy = f' TEMPLATE "{template}"' if template else ""
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"{copy}'))
     try:
         yield url.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One database migrated to head per test run; each test that wants a migrated
+    database gets a copy of it (the migrations themselves are tested on fresh ones)."""
+    if PG_URL:
+        for url in _fresh_postgres(PG_URL):
+            migrate.upgrade(url)
+            yield str(make_url(url).database)
+    else:
+        path = tmp_path_factory.mktemp("template") / "callguard.db"
+        migrate.upgrade(f"sqlite:///{path}")  # its last connection closed: no WAL left
+        yield str(path)
 
 
 @pytest.fixture(autouse=True)
@@ -58,16 +74,25 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """This test's database: empty, or at head when the test also asks for migrated_url."""
+    template = (
+        request.getfixturevalue("_migrated_template")
+        if "migrated_url" in request.fixturenames
+        else None
+    )
     if PG_URL:
-        yield from _fresh_postgres(PG_URL)
+        yield from _fresh_postgres(PG_URL, template)
     else:
-        yield f"sqlite:///{tmp_path / 'callguard.db'}"
+        path = tmp_path / "callguard.db"
+        if template:
+            shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
 
 
 @pytest.fixture
 def migrated_url(database_url: str) -> str:
-    migrate.upgrade(database_url)
+    migrate.upgrade(database_url)  # already at head (a copy of the template): a no-op check
     return database_url
 
 
