@@ -6,12 +6,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.models import PolicyActivation, PolicyVersion
 from app.recording_policy import DEFAULT_POLICY_PATH, Policy, PolicyError, load_policy_text
+
+_ACTIVATION_LOCK = 0x63_67_70_6F_6C  # "cgpol": the advisory lock of ensure_active
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,11 @@ def activate(session: Session, policy: Policy, source: str, actor: str) -> tuple
 
 
 def ensure_active(session: Session, path: Path | None, actor: str = "system") -> int | None:
-    """At start: activate the configured (or bundled) policy file if none is active yet."""
+    """At start: activate the configured (or bundled) policy file if none is active yet.
+    Instances starting together on a fresh PostgreSQL queue here (SQLite's writers are
+    serialised already), so one activates and the others find it active."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_ACTIVATION_LOCK)))
     current = active_policy(session)
     if current is not None:
         return current.version

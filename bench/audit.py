@@ -36,7 +36,6 @@ import itertools
 import math
 import random
 import resource
-import signal
 import sys
 import tempfile
 import threading
@@ -46,12 +45,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
-from webhook import PG_SERVER, BenchError, postgres_database
+from webhook import PG_SERVER, BenchError, postgres_database, unwind_on_signals
 
 from app import audit
 from app.audit.chain import message, seal
@@ -65,11 +63,6 @@ TARGET_RATIO = 0.3  # verify_chain events/s over bare SHA-256 chain events/s
 INSERT_BATCH = 10_000  # rows per executemany while building the chain
 COMMIT_EVERY = 10  # batches per transaction while building
 WARMUP_APPENDS = 20  # unmeasured: connections, statement caches
-
-
-def _terminate(_signum: int, _frame: FrameType | None) -> None:
-    # SIGTERM/SIGHUP unwind like Ctrl-C, so every `finally` (files, database) runs.
-    raise KeyboardInterrupt
 
 
 # -- realistic events ----------------------------------------------------------------------
@@ -587,8 +580,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _terminate)
+    unwind_on_signals()
     mode = "quick" if args.quick else "full"
     print(
         f"== callguard audit chain benchmark ({mode}): {args.database}, {args.appends} appends "

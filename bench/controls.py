@@ -40,7 +40,6 @@ import json
 import math
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -63,6 +61,7 @@ from webhook import (
     postgres_database,
     running,
     tail,
+    unwind_on_signals,
 )
 
 if TYPE_CHECKING:
@@ -79,11 +78,6 @@ MAX_ERRORS = 10  # stop early after this many failed rounds
 
 REQUEST_TIMEOUT = 30.0  # seconds for one response
 USERS_TIMEOUT = 60.0
-
-
-def _terminate(_signum: int, _frame: FrameType | None) -> None:
-    # SIGTERM/SIGHUP unwind like Ctrl-C, so every `finally` (servers, database) runs.
-    raise KeyboardInterrupt
 
 
 # -- setup ---------------------------------------------------------------------------------
@@ -407,8 +401,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _terminate)
+    unwind_on_signals()
     latency = args.latency_ms / 1000
     mode = "quick" if args.quick else "full"
     print(

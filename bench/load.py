@@ -40,7 +40,6 @@ import json
 import math
 import random
 import secrets
-import signal
 import sys
 import tempfile
 import time
@@ -48,7 +47,6 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -65,6 +63,7 @@ from webhook import (
     running,
     server_env,
     tail,
+    unwind_on_signals,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,10 +80,6 @@ COPIES = 3  # each callback delivered this many times, concurrently
 AGENTS = 8
 RUN_TIMEOUT = 1200.0
 CALL_STATUSES = ("initiated", "ringing", "in-progress", "completed")
-
-
-def _terminate(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwind, so every `finally` runs
 
 
 @dataclass(frozen=True)
@@ -455,8 +450,7 @@ def server(name: str, command: list[str], port: int, env: dict[str, str], workdi
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _terminate)
+    unwind_on_signals()
     from tests.twilio_fake.server import FakeTwilioServer
 
     mode = "quick" if args.quick else "full"

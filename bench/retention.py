@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,10 +37,17 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
-from webhook import PG_SERVER, BenchError, callguard_command, migrate, postgres_database, tail
+from webhook import (
+    PG_SERVER,
+    BenchError,
+    callguard_command,
+    migrate,
+    postgres_database,
+    tail,
+    unwind_on_signals,
+)
 
 if TYPE_CHECKING:
     from tests.twilio_fake.server import FakeTwilioServer
@@ -52,10 +58,6 @@ TARGET_RSS_MB = 200
 RUN_TIMEOUT = 3600.0
 SEED_BATCH = 5000
 DUE = datetime(2020, 1, 1, tzinfo=UTC)
-
-
-def _terminate(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwind, so every `finally` runs
 
 
 def start_fake(latency: float) -> FakeTwilioServer:
@@ -219,7 +221,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    unwind_on_signals()
     latency = args.latency_ms / 1000
     fake = start_fake(latency)
     try:

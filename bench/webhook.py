@@ -76,9 +76,15 @@ class BenchError(RuntimeError):
 # -- processes -----------------------------------------------------------------------------
 
 
-def _terminate(_signum: int, _frame: FrameType | None) -> None:
-    # SIGTERM/SIGHUP unwind like Ctrl-C, so every `finally` (servers, database) runs.
+def _unwind(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def unwind_on_signals() -> None:
+    """SIGTERM and SIGHUP unwind like Ctrl-C, so every `finally` (servers, databases,
+    temporary files) runs."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _unwind)
 
 
 def free_ports(count: int) -> list[int]:
@@ -467,8 +473,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _terminate)
+    unwind_on_signals()
     mode = "quick" if args.quick else "full"
     print(
         f"== callguard webhook benchmark ({mode}): {args.database}, {args.requests} requests, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -9,10 +10,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.config import load_settings
-from app.db import unit_of_work
+from app.db import make_engine, make_session_factory, unit_of_work
 from app.main import create_app
-from app.models import AuditEvent, Call
-from app.policy_store import activate, active_policy
+from app.models import AuditEvent, Call, PolicyActivation, PolicyVersion
+from app.policy_store import activate, active_policy, ensure_active
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_text
 from app.services import build_services
 from tests.factories import MAIN_NUMBER, Platform, new_call_sid
@@ -75,3 +76,24 @@ def test_concurrent_duplicate_voice_deliveries_apply_once(platform: Platform, se
             )
         ).all()
         assert len(started) == 1
+
+
+def test_instances_starting_together_activate_the_policy_once(migrated_url: str) -> None:
+    """Several workers start at once on a fresh database: one activates, the others find
+    it active (none fails its start on a duplicate version)."""
+    engine = make_engine(migrated_url)
+    sessions = make_session_factory(engine)
+    barrier = threading.Barrier(6)
+
+    def start() -> int | None:
+        barrier.wait()
+        with unit_of_work(sessions) as session:
+            return ensure_active(session, None)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        versions = list(pool.map(lambda _: start(), range(6)))
+    assert versions == [1] * 6
+    with sessions() as session:
+        assert len(session.scalars(select(PolicyVersion)).all()) == 1
+        assert len(session.scalars(select(PolicyActivation)).all()) == 1
+    engine.dispose()
