@@ -223,7 +223,10 @@ class Reconciler:
         (a failed resume or stop is retried here, never dropped). Returns how many."""
         with unit_of_work(self.sessions) as session:
             drifted = select(Call.call_sid).where(
-                Call.ended.is_(False), Call.desired != Call.recording
+                Call.ended.is_(False),
+                Call.desired != Call.recording,
+                # Paused wanted, nothing recording: already as safe as paused.
+                ~((Call.desired == "paused") & (Call.recording == "off")),
             )
             sids = list(session.scalars(drifted))
         for call_sid in sids:

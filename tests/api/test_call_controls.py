@@ -406,3 +406,21 @@ def test_a_call_twilio_says_is_over_is_ended_so_the_sweep_stops(
         ]
     assert types.count("call.ended") == 1
     assert types[-1] == "call.status_ignored"
+
+
+def test_the_sweep_leaves_alone_a_payment_on_a_call_with_nothing_recording(
+    client: TestClient, platform: Platform, services
+) -> None:
+    """Paused is wanted and nothing records (here the start was refused): already as safe
+    as paused, so the sweep does not revisit the call every 15 s."""
+    platform.simulator.inject_fault(
+        "start", ProviderError("bad request", transient=False, status=400, code=20001)
+    )
+    call_sid = platform.queue_call(CONTACT)
+    token = make_user(services, "sue", Role.SUPERVISOR)
+    response = client.post(f"/api/v1/calls/{call_sid}/payment/start", headers=bearer(token))
+    assert response.json()["confirmed"] is True
+    with services.sessions() as session:
+        call = session.get(Call, call_sid)
+        assert (call.desired, call.recording, call.ended) == ("paused", "off", False)
+    assert services.reconciler.sweep() == 0
