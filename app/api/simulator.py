@@ -15,7 +15,7 @@ from app.calls.store import find_call, recordings_of
 from app.db import unit_of_work
 from app.errors import BadRequest
 from app.policy_store import active_policy
-from app.providers.base import ProviderError
+from app.providers.base import error_from_response
 from app.providers.simulator import SimulatorProvider
 from app.simulated_platform import call_completed
 
@@ -58,8 +58,8 @@ def policy(_form: Form, services: ServicesDep) -> dict[str, Any]:
 @router.post("/faults")
 def inject_fault(form: Form, services: ServicesDep) -> dict[str, Any]:
     """Make the simulated platform fail its next `times` requests of `operation` (pause,
-    say) with HTTP `status`: what a Twilio outage looks like, for demonstrations and the
-    browser tests. 5xx and 429 are transient (retried), other statuses permanent."""
+    say) with HTTP `status`, classified as the Twilio adapter classifies Twilio's answers
+    (5xx and 429 transient, 404 not found): for demonstrations and the browser tests."""
     operation = form.get("operation", "")
     try:
         status = int(form.get("status", "500"))
@@ -68,11 +68,7 @@ def inject_fault(form: Form, services: ServicesDep) -> dict[str, Any]:
         raise BadRequest("status and times must be integers") from None
     if not 400 <= status <= 599:
         raise BadRequest("status must be an HTTP error status (400-599)")
-    error = ProviderError(
-        f"simulated platform fault ({status})",
-        transient=status >= 500 or status == 429,
-        status=status,
-    )
+    error = error_from_response(status, None, f"simulated platform fault ({status})")
     try:
         _simulator(services).inject_fault(operation, error, times)
     except ValueError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.orm import Session
 
 from app import audit
@@ -9,7 +11,7 @@ from app.calls.state import facts_of
 from app.config import FailSafe as SettingsFailSafe
 from app.metrics import DECISIONS
 from app.models import Call
-from app.policy_store import ActivePolicy
+from app.policy_store import ActivePolicy, active_policy
 from app.recording_policy import Decision, FailSafe, Reason, decide
 
 
@@ -48,3 +50,14 @@ def redecide(
             detail={"desired": str(decision.state)},
         )
     return decision
+
+
+def end_call(
+    session: Session, call: Call, at: datetime, fail_safe: SettingsFailSafe, actor: str
+) -> None:
+    """The call is over (its completed callback, or Twilio refusing it as over): decided
+    off (ended comes before everything, whatever the fail-safe), nothing left to start."""
+    call.ended, call.ended_at = True, at
+    call.start_pending_until = None
+    redecide(session, call, active_policy(session), fail_safe, actor)
+    call.recording = "off"

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import audit
-from app.calls.decisions import redecide
+from app.calls.decisions import end_call, redecide
 from app.calls.reconcile import START_UNCERTAIN, Reconciler, new_recording
 from app.calls.state import confirmed_state
 from app.calls.store import (
@@ -378,11 +378,7 @@ class PlatformEvents:
                 detail={"status": status, "sequence": sequence},
             )
             if ended:
-                call.ended = True
-                call.ended_at = occurred or utcnow()
-                call.start_pending_until = None  # nothing is started on an ended call
-                redecide(session, call, active_policy(session), self.settings.fail_safe, PLATFORM)
-                call.recording = "off"
+                end_call(session, call, occurred or utcnow(), self.settings.fail_safe, PLATFORM)
         return Reply(None)
 
     # -- recording status ----------------------------------------------------------------

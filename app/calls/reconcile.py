@@ -15,14 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import audit
-from app.calls.decisions import redecide
+from app.calls.decisions import end_call
 from app.calls.locks import CallLocks
 from app.calls.state import confirmed_state
 from app.calls.store import ACTIVE_RECORDING, TERMINAL_RECORDING, find_call, recordings_of
 from app.config import FailSafe as SettingsFailSafe
 from app.db import unit_of_work
 from app.models import Call, Recording, utcnow
-from app.policy_store import active_policy, policy_version
+from app.policy_store import policy_version
 from app.providers.base import Provider, ProviderError, RecordingInfo
 
 log = structlog.get_logger(__name__)
@@ -168,8 +168,7 @@ CALL_NOT_IN_PROGRESS = 21220  # Twilio: "Call is not in-progress. Cannot create 
 
 
 def _end(session: Session, call: Call, error: ProviderError, detail: dict[str, object]) -> None:
-    call.ended, call.ended_at, call.status = True, utcnow(), "completed"
-    call.start_pending_until = None
+    call.status = "completed"
     audit.append(
         session,
         audit.EventType.CALL_ENDED,
@@ -177,8 +176,7 @@ def _end(session: Session, call: Call, error: ProviderError, detail: dict[str, o
         call_sid=call.call_sid,
         detail={"status": "completed", "source": "provider", "code": error.code},
     )
-    # An ended call is decided off whatever the fail-safe says (ended comes first).
-    redecide(session, call, active_policy(session), SettingsFailSafe.NO_RECORD, "platform")
+    end_call(session, call, utcnow(), SettingsFailSafe.NO_RECORD, "platform")
     detail["call"] = "ended"
 
 

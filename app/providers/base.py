@@ -51,6 +51,18 @@ class ProviderError(Exception):
         self.not_found = not_found
 
 
+TRANSIENT_CODES = frozenset({20429, 16114})  # Twilio's "too many requests", "try again"
+
+
+def error_from_response(status: int, code: int | None, message: str) -> ProviderError:
+    """Classify a Twilio error answer (the adapter's, and the simulator's injected ones):
+    5xx, 429, 20429 and 16114 may pass if retried; a 404 means not found."""
+    transient = status >= 500 or status == 429 or code in TRANSIENT_CODES
+    return ProviderError(
+        message, transient=transient, status=status, code=code, not_found=status == 404
+    )
+
+
 class Provider(Protocol):
     """The recording and call operations callguard needs. Every method is synchronous and
     either returns the platform's confirmation or raises ProviderError."""

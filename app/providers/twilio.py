@@ -30,10 +30,14 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from app.providers.base import ProviderError, RecordingInfo, RecordingStatus
+from app.providers.base import (
+    ProviderError,
+    RecordingInfo,
+    RecordingStatus,
+    error_from_response,
+)
 
 CALLBACK_EVENTS = "in-progress completed absent"  # [events]: one field, space-separated
-TRANSIENT_CODES = frozenset({20429, 16114})  # [20429], [16114]
 
 # Twilio's recording statuses [spec: recording_enum_status] to callguard's.
 _STATUSES: dict[str, RecordingStatus] = {
@@ -48,14 +52,6 @@ _STATUSES: dict[str, RecordingStatus] = {
     # Only seen with IncludeSoftDeleted: there is no audio any more.
     "deleted": RecordingStatus.ABSENT,
 }
-
-
-def error_from_response(status: int, code: int | None, message: str) -> ProviderError:
-    """Classify a Twilio error answer: 5xx, 429, 20429 and 16114 may pass if retried."""
-    transient = status >= 500 or status == 429 or code in TRANSIENT_CODES
-    return ProviderError(
-        message, transient=transient, status=status, code=code, not_found=status == 404
-    )
 
 
 def recording_status(value: object) -> RecordingStatus:

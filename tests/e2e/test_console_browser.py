@@ -9,6 +9,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ class Centre:
     def base(self) -> str:
         return str(self.live["env"]["CALLGUARD_PUBLIC_BASE_URL"])
 
-    @property
+    @cached_property  # one signing client (and one read of the dev token) per test
     def platform(self) -> Platform:
         token = (Path(self.live["cwd"]) / "var" / "dev-token").read_text().strip()
         return Platform(self.base, self.base, token)

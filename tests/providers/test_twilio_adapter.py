@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from app.providers.base import ProviderError, RecordingStatus
+from app.providers.base import ProviderError, RecordingStatus, error_from_response
 from app.providers.simulator import TWILIO_CURRENT, new_call_sid, new_sid
-from app.providers.twilio import TwilioProvider, error_from_response, recording_status
+from app.providers.twilio import TwilioProvider, recording_status
 from tests.twilio_fake.server import FakeTwilioServer
 
 CALLBACK = "https://callguard.example.com/webhooks/recording-status"
