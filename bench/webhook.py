@@ -1,15 +1,20 @@
 """End-to-end benchmark of the voice webhook, against a bare FastAPI baseline.
 
-Two real uvicorn servers run on 127.0.0.1 (free ports) in the same run:
+Real uvicorn servers run on 127.0.0.1 (free ports) in the same run:
 
 * callguard (`callguard serve`, migrated first with `callguard migrate`): signature check,
   database (webhook receipt, call row, audit events), policy decision and TwiML;
-* the baseline (bench/baseline_app.py): same path, same uvicorn options, a constant TwiML.
+* the baselines (bench/baseline_app.py): same path, same uvicorn options, a constant TwiML,
+  from an `async` endpoint that does not read the form and from a `def` one that does;
+* the ceiling (bench/fixed_cost_app.py): callguard itself, middleware and signature check
+  included, with the voice handler answering the same constant: what callguard costs
+  before the handler does anything, so the most any handler could reach.
 
-Both get the same load from the same client: every request is a new call (a fresh CallSid)
+All get the same load from the same client: every request is a new call (a fresh CallSid)
 to the main number, a properly signed form, and is expected to be answered 200 with the
-IVR menu (<Gather>). Reported for both: throughput, p50 and p99 latency; then the ratio of
-callguard's throughput to the baseline's, judged against TARGET_RATIO.
+IVR menu (<Gather>). Reported for each: throughput, p50 and p99 latency; then the ratio of
+callguard's throughput to the `def` baseline's, judged against TARGET_RATIO, and the
+ceiling's ratio.
 
 The client is a minimal HTTP/1.1 keep-alive client on asyncio (C connections, one request
 in flight on each). It is deliberately light: on a small machine the client shares the
@@ -487,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 database_url = stack.enter_context(postgres_database(args.pg_server))
             else:
                 database_url = f"sqlite:///{workdir / 'callguard.db'}"
-            baseline_port, form_port, callguard_port = free_ports(3)
+            baseline_port, form_port, fixed_port, callguard_port = free_ports(4)
             token = secrets.token_hex(20)
             env = server_env(database_url, callguard_port, token)
             t0 = time.monotonic()
@@ -516,6 +521,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     env,
                     workdir,
                     workdir / "baseline-form.log",
+                ),
+                Server(
+                    "callguard fixed cost",
+                    [sys.executable, str(BENCH / "fixed_cost_app.py"), "--port", str(fixed_port)],
+                    fixed_port,
+                    # Same database (it writes nothing per request); its own public URL.
+                    server_env(database_url, fixed_port, token),
+                    workdir,
+                    workdir / "fixed-cost.log",
                 ),
                 Server(
                     "callguard",
@@ -553,7 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: servers stopped", file=sys.stderr)
         return 130
 
-    floor, form, callguard = results
+    floor, form, fixed, callguard = results
     ratio = callguard.throughput / form.throughput
     met = ratio >= TARGET_RATIO
     print(
@@ -561,6 +575,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(target >= {TARGET_RATIO:.2f}): {'MET' if met else 'BELOW TARGET'}"
         f"\nratio callguard / baseline (async, form unread): "
         f"{callguard.throughput / floor.throughput:.2f} (for reference)"
+        f"\nceiling: callguard fixed cost / baseline (def+form): "
+        f"{fixed.throughput / form.throughput:.2f} (the app with the voice handler answering a "
+        "constant: no handler could do better)"
     )
     if args.quick:
         print("(quick mode: the ratio is informative only)")

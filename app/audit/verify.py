@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,7 +15,7 @@ from app.audit.chain import GENESIS
 from app.models import AuditHead
 
 Problem = Literal["content_changed", "link_broken", "gap"]
-BATCH = 2000
+STREAM_CHUNK = 100  # rows per chunk of the PostgreSQL stream: measured fastest
 
 
 @dataclass(frozen=True)
@@ -32,34 +33,40 @@ class Verdict:
 
 # The hashed message (app/audit/chain.py) assembled by the database from the stored
 # columns, so that the walk only hashes, on a plain DB-API cursor (no per-row objects of
-# the ORM's).
-_FIELDS = (
-    "prev_hash || NL || CAST(sequence AS TEXT) || NL || type || NL"
-    " || coalesce(call_sid, '') || NL || coalesce(recording_sid, '') || NL"
-)
+# the ORM's). SQLite: printf builds the header in one call (cheaper than five `||`).
 WALK = {
-    "sqlite": "SELECT hash, CAST("  # noqa: S608  (constant text, no input)
-    + _FIELDS.replace("NL", "char(10)")
-    + " || CAST(body AS TEXT) AS BLOB) FROM audit_events ORDER BY sequence",
-    "postgresql": "SELECT hash, convert_to("  # noqa: S608
-    + _FIELDS.replace("NL", "chr(10)")
-    + ", 'UTF8') || body FROM audit_events ORDER BY sequence",
+    "sqlite": "SELECT hash, CAST(printf('%s' || char(10) || '%d' || char(10) || '%s' || char(10)"
+    " || '%s' || char(10) || '%s' || char(10), prev_hash, sequence, type, coalesce(call_sid, ''),"
+    " coalesce(recording_sid, '')) || CAST(body AS TEXT) AS BLOB)"
+    " FROM audit_events ORDER BY sequence",
+    "postgresql": "SELECT hash, convert_to(prev_hash || chr(10) || CAST(sequence AS TEXT)"
+    " || chr(10) || type || chr(10) || coalesce(call_sid, '') || chr(10)"
+    " || coalesce(recording_sid, '') || chr(10), 'UTF8') || body"
+    " FROM audit_events ORDER BY sequence",
 }
 
 
-def _batches(session: Session) -> Iterator[Sequence[Any]]:
-    """(hash, message) of every event in order, a batch at a time; on PostgreSQL through
-    a server-side cursor, so memory stays constant however long the chain."""
-    raw = session.connection().connection
-    dialect = session.get_bind().dialect.name
-    # PostgreSQL: binary results, so the bytea arrives as bytes rather than hex text.
-    cursor = raw.cursor(name="audit_walk", binary=True) if dialect == "postgresql" else raw.cursor()
-    try:
-        cursor.execute(WALK[dialect])
-        while batch := cursor.fetchmany(BATCH):
-            yield batch
-    finally:
-        cursor.close()
+@contextmanager
+def _rows(session: Session) -> Iterator[Iterator[tuple[str, bytes]]]:
+    """(hash, message) of every event in order, in constant memory however long the chain.
+    PostgreSQL streams the result (the server builds rows while this process hashes; binary
+    results, so the bytea arrives as bytes); SQLite's cursor steps through it a row at a
+    time. Both are iterated directly: no Python frame per row."""
+    raw: Any = session.connection().connection.driver_connection
+    postgres = session.get_bind().dialect.name == "postgresql"
+    with closing(raw.cursor(binary=True) if postgres else raw.cursor()) as cursor:
+        if not postgres:
+            yield cursor.execute(WALK["sqlite"])
+            return
+        # A walk that stops early cancels the rest of the stream, which aborts the
+        # transaction: the savepoint keeps the session usable afterwards.
+        cursor.execute("SAVEPOINT audit_walk")
+        try:
+            with closing(cursor.stream(WALK["postgresql"], size=STREAM_CHUNK)) as stream:
+                yield stream
+        finally:
+            cursor.execute("ROLLBACK TO SAVEPOINT audit_walk")
+            cursor.execute("RELEASE SAVEPOINT audit_walk")
 
 
 def _sequence(message: bytes) -> int:
@@ -83,10 +90,10 @@ def verify_chain(session: Session) -> Verdict:
     rewritten with a fresh hash breaks the next link)."""
     sha256 = hashlib.sha256
     previous, count = GENESIS.encode(), 0
-    for batch in _batches(session):
-        # The hot loop: one prefix test, one SHA-256, one comparison per event. The
-        # message starts with the event's prev_hash, then its sequence.
-        for stored, message in batch:
+    # The hot loop: one prefix test, one SHA-256, one comparison per event. The message
+    # starts with the event's prev_hash, then its sequence.
+    with _rows(session) as rows:
+        for stored, message in rows:
             if not message.startswith(previous) or sha256(message).hexdigest() != stored:
                 return _broken(count, previous, stored, message)
             previous = stored.encode()

@@ -281,3 +281,34 @@ def test_verifying_blocks_no_writer(services) -> None:
         assert written.wait(timeout=10)
         writer.join()
         assert verify_chain(session).ok
+
+
+def test_a_walk_that_stops_early_leaves_the_session_usable(services) -> None:
+    """On PostgreSQL verify streams the chain: stopping at a broken link early in a long
+    chain cancels the rest of the stream, which must not abort the caller's transaction."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, update
+
+    from app.audit.chain import GENESIS, seal
+    from app.models import AuditEvent, AuditHead
+
+    previous, rows = GENESIS, []
+    moment = datetime(2026, 1, 5, tzinfo=UTC)
+    event = {"type": "decision", "call_sid": "CA1", "recording_sid": None, "actor": "test"}
+    event |= {"occurred_at": moment, "received_at": moment, "reasons": [], "detail": {}}
+    for sequence in range(1, 20_001):  # far more than the stream has in flight
+        rows.append(seal(event | {"policy_version": None}, sequence, previous))
+        previous = rows[-1]["hash"]
+    with services.engine.begin() as connection:
+        connection.execute(insert(AuditEvent), rows)
+        connection.execute(update(AuditHead).values(sequence=20_000, hash=previous))
+    with _without_triggers(services) as connection:
+        connection.execute(text("UPDATE audit_events SET type = 'x' WHERE sequence = 3"))
+    with services.sessions() as session:
+        assert verify_chain(session).as_dict() == {
+            "ok": False,
+            "sequence": 3,
+            "problem": "content_changed",
+        }
+        assert session.execute(text("SELECT count(*) FROM audit_events")).scalar() == 20_000
