@@ -86,9 +86,15 @@ READ_ONLY = "callguard_read_only"
 
 @contextmanager
 def read_only_session(engine: Engine) -> Iterator[Session]:
-    """A session for long reads. On SQLite (WAL) its snapshot blocks no writer; it must
-    not write."""
+    """A session for long reads, seeing one snapshot throughout (a verify's walk and its
+    look at the head row must agree while the service appends). On SQLite (WAL) that
+    snapshot blocks no writer; on PostgreSQL it is a REPEATABLE READ, READ ONLY
+    transaction. It must not write."""
     with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
         connection.info[READ_ONLY] = True
         try:
             with Session(bind=connection) as session:

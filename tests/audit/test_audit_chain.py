@@ -312,3 +312,23 @@ def test_a_walk_that_stops_early_leaves_the_session_usable(services) -> None:
             "problem": "content_changed",
         }
         assert session.execute(text("SELECT count(*) FROM audit_events")).scalar() == 20_000
+
+
+def test_events_appended_during_a_walk_are_no_gap(services, monkeypatch) -> None:
+    """A live service appends while a long verify walks: the walk and its final look at
+    the head row must see one snapshot, or the newer head reads as a cut tail."""
+    from app.audit import verify
+    from app.db import read_only_session
+
+    _append(services, 5)
+    walk = verify._rows
+
+    @contextmanager
+    def rows_then_an_append(session):
+        with walk(session) as rows:
+            yield rows
+        _append(services, 1)  # committed by another connection before the head is read
+
+    monkeypatch.setattr(verify, "_rows", rows_then_an_append)
+    with read_only_session(services.engine) as session:
+        assert verify_chain(session).as_dict() == {"ok": True, "events": 5}
