@@ -8,7 +8,14 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 VAR_DIR = Path("var")
@@ -55,6 +62,8 @@ class Settings(BaseSettings):
     auth_failure_clients: int = Field(default=10_000, ge=1, le=1_000_000)
     # Proxies whose X-Forwarded-For is believed: comma-separated addresses or networks.
     trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
+    # Signs audit checkpoints (app/audit/checkpoint.py): base64 of an Ed25519 private key.
+    audit_signing_key: SecretStr | None = None
 
     @field_validator("public_base_url", "twilio_api_base_url")
     @classmethod
@@ -76,6 +85,18 @@ class Settings(BaseSettings):
         if len(value) != 2 or not value.isalpha():
             raise ValueError("must be a two-letter region code such as GB")
         return value.upper()
+
+    @field_validator("audit_signing_key")
+    @classmethod
+    def _signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from app.audit.checkpoint import CheckpointError, signing_key
+
+            try:
+                signing_key(value.get_secret_value())
+            except CheckpointError as exc:
+                raise ValueError(str(exc).removeprefix("CALLGUARD_AUDIT_SIGNING_KEY: ")) from None
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
