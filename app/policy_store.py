@@ -45,15 +45,21 @@ def _parse(session: Session, version: int, digest: str) -> Policy | None:
     return None if isinstance(cached, PolicyError) else cached
 
 
+# The newest activation and its content hash: built once, it is on every webhook's path.
+_ACTIVE = (
+    select(PolicyActivation.version, PolicyVersion.content_sha256)
+    .join(PolicyVersion, PolicyVersion.version == PolicyActivation.version)
+    .order_by(PolicyActivation.id.desc())
+    .limit(1)
+)
+
+
 def active_policy(session: Session) -> ActivePolicy | None:
     """The active version, or None when there is none or it no longer validates
     (callers then apply the fail-safe)."""
-    row = session.execute(
-        select(PolicyActivation.version, PolicyVersion.content_sha256)
-        .join(PolicyVersion, PolicyVersion.version == PolicyActivation.version)
-        .order_by(PolicyActivation.id.desc())
-        .limit(1)
-    ).first()
+    # On the connection (Core): no autoflush of a webhook's pending call row, which would
+    # cost a second UPDATE at commit; `activate` flushes its activation itself.
+    row = session.connection().execute(_ACTIVE).first()
     if row is None:
         return None
     policy = _parse(session, row.version, row.content_sha256)
@@ -80,6 +86,7 @@ def activate(session: Session, policy: Policy, source: str, actor: str) -> tuple
     if current is not None and current.version == row.version:
         return row.version, False
     session.add(PolicyActivation(version=row.version, activated_by=actor))
+    session.flush()  # seen by active_policy, which reads without autoflush
     audit.append(
         session,
         audit.EventType.POLICY_ACTIVATED,

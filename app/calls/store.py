@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -38,18 +38,27 @@ def _statements(session: Session) -> _Inserts:
     return _inserts(session.get_bind().dialect.name)
 
 
+# Built once: on every webhook's path.
+_LOCK_CALL = (
+    select(Call)
+    .where(Call.call_sid == bindparam("sid"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_RECEIPTS = table_of(WebhookReceipt)
+_KEEP_RESPONSE = (
+    _RECEIPTS.update()
+    .where(_RECEIPTS.c.id == bindparam("receipt"))
+    .values(response_body=bindparam("body"))
+)
+
+
 def lock_call(session: Session, call_sid: str, **defaults: Any) -> Call:
     """The call row, created if new, locked for the rest of the transaction so that
     changes to one call are serialised across processes (SQLite: BEGIN IMMEDIATE already
     holds the database's single write lock)."""
     session.connection().execute(_statements(session).call, {"call_sid": call_sid, **defaults})
-    query = (
-        select(Call)
-        .where(Call.call_sid == call_sid)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return session.scalars(query).one()
+    return session.scalars(_LOCK_CALL, {"sid": call_sid}).one()
 
 
 def find_call(session: Session, call_sid: str, *, lock: bool = False) -> Call | None:
@@ -92,10 +101,7 @@ def claim_receipt(
 
 def keep_response(session: Session, receipt: int, body: str) -> None:
     """Store the answer, so that a duplicate delivery gets the same one."""
-    table = table_of(WebhookReceipt)
-    session.connection().execute(
-        table.update().where(table.c.id == receipt).values(response_body=body)
-    )
+    session.connection().execute(_KEEP_RESPONSE, {"receipt": receipt, "body": body})
 
 
 def stored_response(session: Session, key: str, token: str | None) -> str | None:
