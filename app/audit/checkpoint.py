@@ -8,8 +8,8 @@ rewrite. The signature shows the checkpoint came from whoever holds
 CALLGUARD_AUDIT_SIGNING_KEY, and is checked against a public key the checker trusts.
 
 Document: {"format", "sequence", "hash", "created_at", "public_key", "signature"}; the
-signature is over the UTF-8 JSON of the other fields except itself, keys sorted,
-separators "," and ":" (keys as base64 of the raw 32 bytes).
+signature is over the UTF-8 JSON of the five other fields, keys sorted, separators ","
+and ":"; the key and the signature are base64 of their raw bytes.
 """
 
 from __future__ import annotations
@@ -24,7 +24,12 @@ from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -61,9 +66,14 @@ def signing_key(text: str) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(seed)
 
 
-def public_key_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
-    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    return _b64(public.public_bytes(Encoding.Raw, PublicFormat.Raw))
+def new_signing_key() -> str:
+    """A fresh key, as CALLGUARD_AUDIT_SIGNING_KEY takes it."""
+    key = Ed25519PrivateKey.generate()
+    return _b64(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
+
+
+def public_key_text(key: Ed25519PrivateKey) -> str:
+    return _b64(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
 
 
 def _signed_bytes(document: Mapping[str, Any]) -> bytes:
