@@ -46,6 +46,14 @@ WALK = {
 }
 
 
+def _chunk() -> int:
+    """Chunked rows need libpq 17 (psycopg's binary wheels bundle it); an older libpq
+    streams a row at a time, slower but the same."""
+    import psycopg
+
+    return STREAM_CHUNK if psycopg.capabilities.has_stream_chunked() else 1
+
+
 @contextmanager
 def _rows(session: Session) -> Iterator[Iterator[tuple[str, bytes]]]:
     """(hash, message) of every event in order, in constant memory however long the chain.
@@ -62,7 +70,7 @@ def _rows(session: Session) -> Iterator[Iterator[tuple[str, bytes]]]:
         # transaction: the savepoint keeps the session usable afterwards.
         cursor.execute("SAVEPOINT audit_walk")
         try:
-            with closing(cursor.stream(WALK["postgresql"], size=STREAM_CHUNK)) as stream:
+            with closing(cursor.stream(WALK["postgresql"], size=_chunk())) as stream:
                 yield stream
         finally:
             cursor.execute("ROLLBACK TO SAVEPOINT audit_walk")

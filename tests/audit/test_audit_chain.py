@@ -283,9 +283,13 @@ def test_verifying_blocks_no_writer(services) -> None:
         assert verify_chain(session).ok
 
 
-def test_a_walk_that_stops_early_leaves_the_session_usable(services) -> None:
+@pytest.mark.parametrize("chunked", [True, False], ids=["libpq 17 chunks", "row by row"])
+def test_a_walk_that_stops_early_leaves_the_session_usable(services, monkeypatch, chunked):
     """On PostgreSQL verify streams the chain: stopping at a broken link early in a long
     chain cancels the rest of the stream, which must not abort the caller's transaction."""
+    import psycopg
+
+    monkeypatch.setattr(psycopg.capabilities, "has_stream_chunked", lambda check=False: chunked)
     from datetime import UTC, datetime
 
     from sqlalchemy import insert, update
