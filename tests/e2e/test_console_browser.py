@@ -27,6 +27,9 @@ SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
+axe = pytest.importorskip("axe_playwright_python.sync_playwright").Axe()
+# A UK council's pages must meet WCAG 2.2 AA (the public sector accessibility regulations).
+WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +131,13 @@ def card(page: Any, call_sid: str) -> Any:
 
 
 def shot(page: Any, name: str) -> None:
+    """A screenshot of a state, which must have run without script errors and pass an
+    automated WCAG 2.2 AA audit (axe-core)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     assert page.script_errors == []
+    audit = axe.run(page, options={"runOnly": {"type": "tag", "values": WCAG_AA}})
+    assert audit.violations_count == 0, f"{name}: {audit.generate_report()}"
 
 
 def tab_to(page: Any, target: Any, limit: int = 40) -> None:
@@ -316,3 +323,14 @@ def test_a_revoked_token_signs_the_console_out_at_once(
     page.keyboard.press("Enter")
     expect(page.locator("#sign-in-error")).to_contain_text("refused")
     shot(page, "sign-in-refused")
+
+
+def test_the_accessibility_audit_does_find_a_violation(
+    browser: Any, centre: Centre, supervisor_token: str
+) -> None:
+    """The axe audit in shot() runs inside the console's CSP: a field without a label,
+    added to the live page, is reported (so a silent audit cannot pass for a clean one)."""
+    page = open_console(browser, centre, supervisor_token)
+    page.evaluate("document.querySelector('main').append(document.createElement('input'))")
+    audit = axe.run(page, options={"runOnly": {"type": "tag", "values": WCAG_AA}})
+    assert "label" in {violation["id"] for violation in audit.response["violations"]}
