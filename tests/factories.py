@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -11,6 +16,7 @@ from twilio.request_validator import RequestValidator
 
 from app.config import Settings
 from app.db import unit_of_work
+from app.logging import json_formatter
 from app.providers.simulator import SimulatorProvider
 from app.services import Services
 from app.users import Role, add_user
@@ -18,6 +24,36 @@ from app.users import Role, add_user
 ACCOUNT_SID = "AC" + "1" * 32
 DEFAULT_CALLER = "+447700900123"
 MAIN_NUMBER = "+441632960655"
+
+
+@dataclass
+class Clock:
+    """A clock that moves only when told: injected where the code takes `clock=`."""
+
+    now: float = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@contextmanager
+def captured_logs(level: int) -> Iterator[io.StringIO]:
+    """The JSON log lines written while the block runs, from `level` up."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(json_formatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous = root.level
+    root.setLevel(level)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
 
 
 def new_call_sid() -> str:

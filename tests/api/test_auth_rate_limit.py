@@ -5,13 +5,11 @@ webhooks never limited."""
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import secrets
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from ipaddress import ip_network
 
 import pytest
@@ -21,10 +19,17 @@ from fastapi.testclient import TestClient
 from app.api.ratelimit import AuthFailureLimiter, client_key
 from app.config import Settings, SettingsError, load_settings
 from app.db import unit_of_work
-from app.logging import json_formatter
 from app.main import create_app
 from app.users import Role, disable_user
-from tests.factories import MAIN_NUMBER, Platform, bearer, make_user, new_call_sid
+from tests.factories import (
+    MAIN_NUMBER,
+    Clock,
+    Platform,
+    bearer,
+    captured_logs,
+    make_user,
+    new_call_sid,
+)
 
 BASE_URL = "https://callguard.example.org"
 LIMIT = 5
@@ -32,17 +37,6 @@ WINDOW = 60
 MAX_CLIENTS = 50
 PROXY = "10.0.0.2"  # in CALLGUARD_TRUSTED_PROXIES below
 DIRECT = ("203.0.113.10", 40000)  # the test client's own address: no proxy in between
-
-
-@dataclass
-class Clock:
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -301,23 +295,13 @@ def test_limit_events_are_logged_and_counted_without_the_token(
         return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
 
     before = counted("tripped"), counted("refused")
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(json_formatter())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    previous = root.level
-    root.setLevel(logging.INFO)
-    valid = make_user(services, "fay", Role.AGENT)
-    guesses = ["cg_" + secrets.token_urlsafe(32) for _ in range(LIMIT)]
-    try:
+    with captured_logs(logging.INFO) as stream:
+        valid = make_user(services, "fay", Role.AGENT)  # its logs are checked too
+        guesses = ["cg_" + secrets.token_urlsafe(32) for _ in range(LIMIT)]
         for guess in guesses:
             assert client.get("/api/v1/me", headers=bearer(guess)).status_code == 401
         assert_limited(client.get("/api/v1/me", headers=bearer(valid)))
         assert_limited(client.get("/api/v1/me", headers=bearer(guesses[0])))
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     tripped = [line for line in lines if line["event"] == "auth_rate_limit_tripped"]
     refused = [line for line in lines if line["event"] == "auth_rate_limited"]

@@ -5,30 +5,31 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
-from app.logging import json_formatter
 from app.users import Role
-from tests.factories import DEFAULT_CALLER, MAIN_NUMBER, Platform, bearer, make_user
+from tests.factories import (
+    DEFAULT_CALLER,
+    MAIN_NUMBER,
+    Platform,
+    bearer,
+    captured_logs,
+    make_user,
+)
 
 
 @pytest.fixture
-def captured_logs() -> io.StringIO:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(json_formatter())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    previous = root.level
-    root.setLevel(logging.DEBUG)
+def log_stream() -> Iterator[io.StringIO]:
     sql = logging.getLogger("sqlalchemy.engine")
     sql.setLevel(logging.INFO)  # every statement and its parameters, as an operator might
-    yield stream
-    sql.setLevel(logging.WARNING)
-    root.removeHandler(handler)
-    root.setLevel(previous)
+    try:
+        with captured_logs(logging.DEBUG) as stream:
+            yield stream
+    finally:
+        sql.setLevel(logging.WARNING)
 
 
 def _full_call(platform: Platform, client: TestClient, services) -> str:
@@ -46,10 +47,10 @@ def _full_call(platform: Platform, client: TestClient, services) -> str:
 
 
 def test_no_phone_number_or_card_digits_in_logs_or_metrics(
-    platform: Platform, client: TestClient, services, captured_logs
+    platform: Platform, client: TestClient, services, log_stream
 ) -> None:
     _full_call(platform, client, services)
-    logs = captured_logs.getvalue()
+    logs = log_stream.getvalue()
     metrics = client.get("/metrics").text
     assert logs.count("\n") > 100  # the call was logged, SQL and all…
     for secret in (
@@ -65,12 +66,12 @@ def test_no_phone_number_or_card_digits_in_logs_or_metrics(
         json.loads(line)  # every line is JSON
 
 
-def test_requests_carry_an_id_into_their_logs(client: TestClient, captured_logs) -> None:
+def test_requests_carry_an_id_into_their_logs(client: TestClient, log_stream) -> None:
     response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert response.headers["X-Request-ID"] == "abc-123"
     generated = client.get("/healthz").headers["X-Request-ID"]
     assert len(generated) == 32
-    lines = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
+    lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
     access = [line for line in lines if line.get("event") == "request"]
     assert {"request_id": "abc-123", "path": "/healthz", "status": 200}.items() <= access[0].items()
 

@@ -18,19 +18,9 @@ from app.providers.simulator import (
     new_call_sid,
     new_sid,
 )
+from tests.factories import Clock
 
 CALLBACK = "https://callguard.example.com/webhooks/recording-status"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
