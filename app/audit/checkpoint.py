@@ -89,11 +89,10 @@ def make_checkpoint(session: Session, key: Ed25519PrivateKey, now: datetime) -> 
         raise CheckpointError(f"the chain is broken at {verdict.sequence}: {verdict.problem}")
     if verdict.events == 0:
         raise CheckpointError("the chain is empty: nothing to pin")
-    last = session.scalar(select(AuditEvent.hash).where(AuditEvent.sequence == verdict.events))
     document: dict[str, Any] = {
         "format": FORMAT,
         "sequence": verdict.events,
-        "hash": last,
+        "hash": verdict.last_hash,
         "created_at": timestamp(now.astimezone(UTC)),
         "public_key": public_key_text(key),
     }

@@ -24,6 +24,7 @@ class Verdict:
     events: int
     sequence: int | None = None
     problem: Problem | None = None
+    last_hash: str | None = None  # of the newest event, when the chain verifies
 
     def as_dict(self) -> dict[str, Any]:
         if self.ok:
@@ -112,4 +113,4 @@ def verify_chain(session: Session) -> Verdict:
         return Verdict(False, count, expected, "gap")
     if head.sequence == count and head.hash.encode() != previous:
         return Verdict(False, count, head.sequence, "link_broken")
-    return Verdict(True, count)
+    return Verdict(True, count, last_hash=previous.decode())

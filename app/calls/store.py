@@ -16,29 +16,7 @@ ACTIVE_RECORDING = ("in-progress", "paused")
 TERMINAL_RECORDING = ("stopped", "completed", "absent", "failed")
 
 
-@dataclass(frozen=True)
-class _Inserts:
-    call: Any
-    receipt: Any
-
-
-@lru_cache(maxsize=2)
-def _inserts(dialect: str) -> _Inserts:
-    """Core INSERT … ON CONFLICT DO NOTHING statements, built once per dialect: on every
-    webhook's path, and the ORM's bulk machinery costs more than the statements."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    receipts = table_of(WebhookReceipt)
-    return _Inserts(
-        call=insert(table_of(Call)).on_conflict_do_nothing(index_elements=["call_sid"]),
-        receipt=insert(receipts).on_conflict_do_nothing().returning(receipts.c.id),
-    )
-
-
-def _statements(session: Session) -> _Inserts:
-    return _inserts(session.get_bind().dialect.name)
-
-
-# Built once: on every webhook's path.
+# Statements built once: they are on every webhook's path.
 _LOCK_CALL = (
     select(Call)
     .where(Call.call_sid == bindparam("sid"))
@@ -51,6 +29,27 @@ _KEEP_RESPONSE = (
     .where(_RECEIPTS.c.id == bindparam("receipt"))
     .values(response_body=bindparam("body"))
 )
+
+
+@dataclass(frozen=True)
+class _Inserts:
+    call: Any
+    receipt: Any
+
+
+@lru_cache(maxsize=2)
+def _inserts(dialect: str) -> _Inserts:
+    """Core INSERT … ON CONFLICT DO NOTHING statements, built once per dialect: on every
+    webhook's path, and the ORM's bulk machinery costs more than the statements."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return _Inserts(
+        call=insert(table_of(Call)).on_conflict_do_nothing(index_elements=["call_sid"]),
+        receipt=insert(_RECEIPTS).on_conflict_do_nothing().returning(_RECEIPTS.c.id),
+    )
+
+
+def _statements(session: Session) -> _Inserts:
+    return _inserts(session.get_bind().dialect.name)
 
 
 def lock_call(session: Session, call_sid: str, **defaults: Any) -> Call:
