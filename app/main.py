@@ -21,15 +21,15 @@ from app.api import (
     simulator,
     webhooks,
 )
-from app.background import REPLAY_SECONDS, SWEEP_SECONDS, Periodic
 from app.config import Settings, get_settings
-from app.db import unit_of_work
-from app.logging import configure_logging
-from app.metrics import StateCollector
-from app.policy_store import ensure_active
 from app.providers.simulator import SimulatorProvider
-from app.services import Services, build_services
+from app.runtime.background import REPLAY_SECONDS, SWEEP_SECONDS, Periodic
+from app.runtime.logging import configure_logging
+from app.runtime.metrics import StateCollector
+from app.runtime.services import Services, build_services
 from app.simulated_platform import CallbackDispatcher
+from app.storage.db import unit_of_work
+from app.storage.policy_versions import ensure_active
 
 
 def create_app(

@@ -23,11 +23,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.calls.controls import PAUSE_NOT_CONFIRMED
 from app.config import VAR_DIR, Settings
-from app.db import make_engine, make_session_factory, unit_of_work
 from app.errors import Conflict
-from app.services import DEV_TOKEN_FILE
+from app.people.users import Role, add_user
+from app.runtime.services import DEV_TOKEN_FILE
 from app.simulated_platform import sign
-from app.users import Role, add_user
+from app.storage.db import make_engine, make_session_factory, unit_of_work
 
 ACCOUNT_SID = "AC" + "0" * 32
 TERMINAL = ("completed", "absent", "failed")

@@ -12,8 +12,8 @@ import httpx
 import structlog
 from twilio.request_validator import RequestValidator
 
-from app.models import utcnow
 from app.providers.simulator import Callback, SimulatorProvider
+from app.storage.models import utcnow
 
 log = structlog.get_logger(__name__)
 

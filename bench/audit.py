@@ -58,9 +58,9 @@ from webhook import PG_SERVER, BenchError, postgres_database, unwind_on_signals
 from app import audit
 from app.audit.chain import message, seal
 from app.audit.verify import Verdict, verify_chain
-from app.db import make_engine, make_session_factory, unit_of_work
-from app.migrate import upgrade
-from app.models import AuditEvent, AuditHead
+from app.storage.db import make_engine, make_session_factory, unit_of_work
+from app.storage.migrate import upgrade
+from app.storage.models import AuditEvent, AuditHead
 
 TARGET_RATIO = 0.3  # verify_chain events/s over bare SHA-256 chain events/s
 INSERT_BATCH = 10_000  # rows per executemany while building the chain

@@ -246,7 +246,7 @@ def final_state(session: Any, call_sid: str) -> dict[str, Any]:
     (stale callbacks and their applied twins aside)."""
     from sqlalchemy import select
 
-    from app.models import AuditEvent, Call, Recording
+    from app.storage.models import AuditEvent, Call, Recording
 
     call = session.get(Call, call_sid)
     recordings = session.scalars(select(Recording).where(Recording.call_sid == call_sid))
@@ -278,7 +278,7 @@ def exactly_once(session: Any, call_sid: str) -> list[str]:
     """Each distinct callback applied, or recorded as stale, exactly once."""
     from sqlalchemy import func, select
 
-    from app.models import AuditEvent, WebhookReceipt
+    from app.storage.models import AuditEvent, WebhookReceipt
 
     problems = []
     events = list(
@@ -321,7 +321,7 @@ def check(
     database_url: str, references: dict[Scenario, str], calls: list[tuple[str, Scenario]]
 ) -> list[str]:
     from app.audit.verify import verify_chain
-    from app.db import make_engine, make_session_factory, read_only_session
+    from app.storage.db import make_engine, make_session_factory, read_only_session
 
     engine = make_engine(database_url)
     problems: list[str] = []
@@ -353,8 +353,8 @@ def check(
 
 
 def people(database_url: str) -> tuple[str, list[tuple[str, str]]]:
-    from app.db import make_engine, make_session_factory, unit_of_work
-    from app.users import Role, add_user
+    from app.people.users import Role, add_user
+    from app.storage.db import make_engine, make_session_factory, unit_of_work
 
     engine = make_engine(database_url)
     try:

@@ -89,8 +89,8 @@ def seed(database_url: str, fake: FakeTwilioServer, count: int) -> list[str]:
     """`count` ended calls, each with one completed recording the fake holds, all due."""
     from sqlalchemy import insert
 
-    from app.db import make_engine
-    from app.models import Call, Recording
+    from app.storage.db import make_engine
+    from app.storage.models import Call, Recording
 
     sids = []
     engine = make_engine(database_url)
@@ -134,8 +134,8 @@ def seed(database_url: str, fake: FakeTwilioServer, count: int) -> list[str]:
 def not_destroyed(database_url: str) -> int:
     from sqlalchemy import func, select
 
-    from app.db import make_engine
-    from app.models import Recording
+    from app.storage.db import make_engine
+    from app.storage.models import Recording
 
     engine = make_engine(database_url)
     try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from app import models  # noqa: F401  (registers the tables on Base.metadata)
-from app.db import Base, make_engine
+from app.storage import models  # noqa: F401  (registers the tables on Base.metadata)
+from app.storage.db import Base, make_engine
 
 config = context.config
 target_metadata = Base.metadata

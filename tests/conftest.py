@@ -17,11 +17,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from app import migrate
 from app.config import Settings, get_settings, load_settings
 from app.main import create_app
 from app.providers.simulator import SimulatorProvider
-from app.services import Services, build_services
+from app.runtime.services import Services, build_services
+from app.storage import migrate
 from tests.factories import Platform
 
 pytest_plugins = ["tests.twilio_fake.fixtures"]

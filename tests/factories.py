@@ -15,11 +15,11 @@ from httpx import Response
 from twilio.request_validator import RequestValidator
 
 from app.config import Settings
-from app.db import unit_of_work
-from app.logging import json_formatter
+from app.people.users import Role, add_user
 from app.providers.simulator import SimulatorProvider
-from app.services import Services
-from app.users import Role, add_user
+from app.runtime.logging import json_formatter
+from app.runtime.services import Services
+from app.storage.db import unit_of_work
 
 ACCOUNT_SID = "AC" + "1" * 32
 DEFAULT_CALLER = "+447700900123"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import threading
 
-from app.background import Periodic
+from app.runtime.background import Periodic
 
 
 def test_periodic_work_survives_a_failing_pass_and_stops() -> None:

@@ -9,10 +9,10 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.db import make_engine, make_session_factory
-from app.models import PolicyActivation, User
+from app.people.users import user_for_token
 from app.recording_policy import DEFAULT_POLICY_PATH
-from app.users import user_for_token
+from app.storage.db import make_engine, make_session_factory
+from app.storage.models import PolicyActivation, User
 
 FIXTURES = Path(__file__).parent / "fixtures" / "policies"
 runner = CliRunner()

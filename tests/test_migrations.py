@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import command
 from sqlalchemy import inspect
 
-from app import migrate
-from app.db import make_engine
+from app.storage import migrate
+from app.storage.db import make_engine
 
 TABLES = {
     "calls",

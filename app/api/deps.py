@@ -9,11 +9,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api import ratelimit
-from app.db import unit_of_work
 from app.errors import Forbidden, Unauthorized
-from app.models import User
-from app.services import Services
-from app.users import Role, user_for_token
+from app.people.users import Role, user_for_token
+from app.runtime.services import Services
+from app.storage.db import unit_of_work
+from app.storage.models import User
 
 
 def get_services(request: Request) -> Services:

@@ -14,16 +14,16 @@ from starlette.background import BackgroundTask
 
 from app.api.deps import AnyRole, GovernancePlus, ServicesDep, require
 from app.api.errors import error_responses
+from app.callers.numbers import vault
+from app.callers.subject_access import e164_or_refuse, export
 from app.calls import views
-from app.db import unit_of_work
-from app.models import Call, Recording, User
-from app.numbers import vault
+from app.people.users import Role
 from app.retention import holds, notifications
 from app.retention.access import MEDIA_PATH, Purpose, grant_access, log_media_fetched, redeem
 from app.retention.disclosures import disclosure_object, record_disclosure
 from app.retention.media import WAV, media_source
-from app.subject_access import e164_or_refuse, export
-from app.users import Role
+from app.storage.db import unit_of_work
+from app.storage.models import Call, Recording, User
 
 router = APIRouter(
     prefix="/api/v1",

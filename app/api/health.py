@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.deps import ServicesDep
-from app.migrate import current_revision, head_revision
+from app.storage.migrate import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
 

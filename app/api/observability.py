@@ -14,7 +14,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.metrics import WEBHOOKS
+from app.runtime.metrics import WEBHOOKS
 
 log = structlog.get_logger("callguard.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

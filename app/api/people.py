@@ -11,9 +11,9 @@ from app.api.deps import AnyRole, CallActor, GovernancePlus, ServicesDep
 from app.api.errors import error_responses
 from app.audit.verify import verify_chain
 from app.calls import views
-from app.db import read_only_session, unit_of_work
 from app.errors import Unavailable
-from app.policy_store import active_policy
+from app.storage.db import read_only_session, unit_of_work
+from app.storage.policy_versions import active_policy
 
 router = APIRouter(
     prefix="/api/v1", tags=["people"], responses=error_responses(400, 401, 403, 404, 422, 429, 503)

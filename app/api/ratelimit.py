@@ -38,7 +38,7 @@ from starlette.types import Scope
 from app.api.errors import error_body
 from app.config import Settings
 from app.errors import DomainError
-from app.metrics import AUTH_RATE_LIMITED
+from app.runtime.metrics import AUTH_RATE_LIMITED
 
 log = structlog.get_logger(__name__)
 

@@ -12,12 +12,12 @@ from app.api.deps import ServicesDep
 from app.api.webhooks import Form
 from app.calls import views
 from app.calls.store import find_call, recordings_of
-from app.db import unit_of_work
 from app.errors import BadRequest
-from app.policy_store import active_policy
 from app.providers.base import error_from_response
 from app.providers.simulator import SimulatorProvider
 from app.simulated_platform import call_completed
+from app.storage.db import unit_of_work
+from app.storage.policy_versions import active_policy
 
 router = APIRouter(prefix="/simulator", tags=["simulator"])
 

@@ -16,7 +16,7 @@ from twilio.request_validator import RequestValidator
 from app.api.deps import ServicesDep
 from app.calls.platform import Reply
 from app.errors import Forbidden
-from app.services import Services
+from app.runtime.services import Services
 
 log = structlog.get_logger(__name__)
 

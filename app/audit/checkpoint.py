@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.chain import timestamp
 from app.audit.verify import Verdict, verify_chain
-from app.models import AuditEvent
+from app.storage.models import AuditEvent
 
 FORMAT = "callguard-audit-checkpoint-1"
 SIGNED_FIELDS = ("format", "sequence", "hash", "created_at", "public_key")

@@ -7,11 +7,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.audit.chain import plain, seal
-from app.models import AuditEvent, AuditHead, table_of, utcnow
+from app.storage.models import AuditEvent, AuditHead, table_of, utcnow
 
 _PENDING = "audit_pending"
 # Core statements, built once: the hot path of every audited transaction.
@@ -137,6 +137,13 @@ def write_pending(session: Session) -> None:
 
 def discard_pending(session: Session, *_: object) -> None:
     session.info.pop(_PENDING, None)
+
+
+# Every Session chains what it queued as it commits and drops it on rollback. Registered
+# on the class, so no session factory has to know of the audit log (a session that queued
+# nothing pays one dictionary lookup).
+event.listen(Session, "before_commit", write_pending)
+event.listen(Session, "after_rollback", discard_pending)
 
 
 def events_for(

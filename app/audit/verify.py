@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit.chain import GENESIS
-from app.models import AuditHead
+from app.storage.models import AuditHead
 
 Problem = Literal["content_changed", "link_broken", "gap"]
 STREAM_CHUNK = 100  # rows per chunk of the PostgreSQL stream: measured fastest

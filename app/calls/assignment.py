@@ -13,9 +13,9 @@ from app import audit
 from app.calls.controls import assign_call
 from app.calls.platform import PLATFORM, SID, BadWebhook, required
 from app.calls.store import claim_receipt, find_call, keep_response, stored_response
-from app.db import unit_of_work
 from app.errors import BadRequest
-from app.models import User
+from app.storage.db import unit_of_work
+from app.storage.models import User
 
 
 def _json_object(form: Mapping[str, str], name: str) -> dict[str, Any]:

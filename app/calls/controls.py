@@ -17,13 +17,13 @@ from app.calls.decisions import redecide
 from app.calls.reconcile import Reconciler
 from app.calls.store import recordings_of
 from app.config import Settings
-from app.db import unit_of_work
 from app.errors import BadRequest, Conflict, DomainError
-from app.metrics import PAUSE_ROUND_TRIP
-from app.models import Call, User
-from app.policy_store import active_policy, policy_version
+from app.people.users import Role
 from app.recording_policy import Reason
-from app.users import Role
+from app.runtime.metrics import PAUSE_ROUND_TRIP
+from app.storage.db import unit_of_work
+from app.storage.models import Call, User
+from app.storage.policy_versions import active_policy, policy_version
 
 PAUSE_NOT_CONFIRMED = "NOT paused — do not take card details"
 

@@ -9,10 +9,10 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.calls.state import facts_of
 from app.config import FailSafe as SettingsFailSafe
-from app.metrics import DECISIONS
-from app.models import Call
-from app.policy_store import ActivePolicy, active_policy
 from app.recording_policy import Decision, FailSafe, Reason, decide
+from app.runtime.metrics import DECISIONS
+from app.storage.models import Call
+from app.storage.policy_versions import ActivePolicy, active_policy
 
 
 def redecide(

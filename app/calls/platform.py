@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import audit
+from app.callers.numbers import protect_caller
 from app.calls.decisions import end_call, redecide
 from app.calls.reconcile import START_UNCERTAIN, Reconciler, new_recording
 from app.calls.state import confirmed_state
@@ -23,14 +24,13 @@ from app.calls.store import (
     stored_response,
 )
 from app.config import Settings
-from app.db import unit_of_work
 from app.errors import BadRequest
-from app.models import Call, Recording, utcnow
-from app.numbers import protect_caller
-from app.policy_store import ActivePolicy, active_policy
 from app.recording_policy import Department, add_duration, parse_duration
 from app.routing import twiml
 from app.routing.router import OptOut, Retry, ToDepartment, ToMenu, choose, route_inbound
+from app.storage.db import unit_of_work
+from app.storage.models import Call, Recording, utcnow
+from app.storage.policy_versions import ActivePolicy, active_policy
 
 PLATFORM = "platform"
 CALLER = "caller"

@@ -20,10 +20,10 @@ from app.calls.locks import CallLocks
 from app.calls.state import confirmed_state
 from app.calls.store import ACTIVE_RECORDING, TERMINAL_RECORDING, find_call, recordings_of
 from app.config import FailSafe as SettingsFailSafe
-from app.db import unit_of_work
-from app.models import Call, Recording, utcnow
-from app.policy_store import policy_version
 from app.providers.base import Provider, ProviderError, RecordingInfo
+from app.storage.db import unit_of_work
+from app.storage.models import Call, Recording, utcnow
+from app.storage.policy_versions import policy_version
 
 log = structlog.get_logger(__name__)
 

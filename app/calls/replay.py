@@ -9,9 +9,9 @@ import structlog
 from sqlalchemy.exc import DataError
 
 from app.calls.assignment import Assignments
+from app.calls.journal import Entry, Journal
 from app.calls.platform import PlatformEvents, ivr_key, required, transfer_key, voice_key
 from app.errors import DomainError
-from app.journal import Entry, Journal
 
 log = structlog.get_logger(__name__)
 

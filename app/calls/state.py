@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from app.models import Call, Recording
 from app.recording_policy import CallFacts
+from app.storage.models import Call, Recording
 
 
 def facts_of(call: Call) -> CallFacts:

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.models import Call, Recording, WebhookReceipt, table_of, utcnow
+from app.storage.models import Call, Recording, WebhookReceipt, table_of, utcnow
 
 ACTIVE_RECORDING = ("in-progress", "paused")
 TERMINAL_RECORDING = ("stopped", "completed", "absent", "failed")

@@ -16,13 +16,13 @@ from app.calls.controls import CallControls, locked_call_for
 from app.calls.platform import PLATFORM, PlatformEvents, Reply, required, transfer_key
 from app.calls.reconcile import Reconciler, RetryPolicy, with_retries
 from app.calls.store import claim_receipt, keep_response, lock_call, stored_response
-from app.db import unit_of_work
 from app.errors import BadRequest, Conflict, DomainError, Forbidden, Unavailable
-from app.models import Call, User
-from app.policy_store import active_policy
+from app.people.users import Role
 from app.providers.base import Provider, ProviderError
 from app.routing import twiml
-from app.users import Role
+from app.storage.db import unit_of_work
+from app.storage.models import Call, User
+from app.storage.policy_versions import active_policy
 
 KINDS = ("department", "non_recorded", "payment", "payment_return")
 

@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
-from app.models import AuditEvent, Call, Recording, User
+from app.people.users import Role
 from app.retention.holds import hold_object
-from app.users import Role
+from app.storage.models import AuditEvent, Call, Recording, User
 
 
 def _visible(user: User) -> Any:

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.calls.views import recording_by_sid
 from app.errors import Conflict, Forbidden, NotFound
-from app.models import Recording, RecordingAccess, User, utcnow
+from app.people.users import Role
 from app.retention import iso
 from app.retention.errors import Gone
-from app.users import Role
+from app.storage.models import Recording, RecordingAccess, User, utcnow
 
 MEDIA_TOKEN_TTL = timedelta(minutes=5)
 MEDIA_PATH = "/api/v1/media/"

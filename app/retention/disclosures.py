@@ -9,10 +9,10 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.calls.views import recording_by_sid
-from app.models import Disclosure, utcnow
 from app.retention import iso
 from app.retention.access import ensure_not_destroyed
 from app.retention.errors import Invalid
+from app.storage.models import Disclosure, utcnow
 
 
 def _given(value: str | None) -> str | None:

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from app.calls.state import facts_of
 from app.config import FailSafe as SettingsFailSafe
-from app.models import Call, Recording
-from app.policy_store import policy_version
 from app.recording_policy import Decision, FailSafe, Policy, add_duration, decide
+from app.storage.models import Call, Recording
+from app.storage.policy_versions import policy_version
 
 BATCH = 500
 

@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.errors import Conflict, NotFound
-from app.models import LegalHold, Recording, utcnow
 from app.retention import iso
 from app.retention.errors import Gone
 from app.retention.notifications import inform_caller_of_hold
+from app.storage.models import LegalHold, Recording, utcnow
 
 
 def hold_object(hold: LegalHold) -> dict[str, Any]:

@@ -10,11 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.callers.numbers import NumberVault
 from app.errors import Conflict, NotFound
-from app.models import Call, LegalHold, Notification, Recording, utcnow
-from app.numbers import NumberVault
 from app.retention import iso
 from app.retention.errors import Invalid
+from app.storage.models import Call, LegalHold, Notification, Recording, utcnow
 
 INFORM_CALLER_OF_HOLD = "inform_caller_of_hold"
 

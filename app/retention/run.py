@@ -36,12 +36,12 @@ from sqlalchemy import CursorResult, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import audit
-from app.db import unit_of_work
-from app.metrics import RETENTION
-from app.models import Call, PolicyVersion, Recording, utcnow
-from app.policy_store import active_policy, policy_version
 from app.providers.base import Provider, ProviderError
 from app.recording_policy import IsoDuration, add_duration, parse_duration
+from app.runtime.metrics import RETENTION
+from app.storage.db import unit_of_work
+from app.storage.models import Call, PolicyVersion, Recording, utcnow
+from app.storage.policy_versions import active_policy, policy_version
 
 log = structlog.get_logger(__name__)
 

@@ -27,12 +27,12 @@ from starlette.routing import Mount
 
 from app.api.deps import current_user
 from app.api.webhooks import signed_form
-from app.db import Base, unit_of_work
-from app.models import Call, Recording
+from app.people.users import Role
 from app.providers.simulator import SimulatorProvider
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
 from app.retention.access import Purpose
-from app.users import Role
+from app.storage.db import Base, unit_of_work
+from app.storage.models import Call, Recording
 from tests.factories import ACCOUNT_SID, DEFAULT_CALLER, Platform, bearer, make_user
 
 CONTACT = load_policy_file(DEFAULT_POLICY_PATH).department("contact-harlow").numbers[0]

@@ -7,8 +7,8 @@ import json
 import pytest
 from sqlalchemy import select
 
-from app.models import AuditEvent, Call
-from app.users import Role
+from app.people.users import Role
+from app.storage.models import AuditEvent, Call
 from tests.factories import MAIN_NUMBER, Platform, make_user
 
 

@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 
 from app.api.ratelimit import AuthFailureLimiter, client_key
 from app.config import Settings, SettingsError, load_settings
-from app.db import unit_of_work
 from app.main import create_app
-from app.users import Role, disable_user
+from app.people.users import Role, disable_user
+from app.storage.db import unit_of_work
 from tests.factories import (
     MAIN_NUMBER,
     Clock,

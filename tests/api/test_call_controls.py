@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.calls.reconcile import START_UNCERTAIN
-from app.db import unit_of_work
-from app.models import AuditEvent, Call, Recording, WebhookReceipt
+from app.people.users import Role
 from app.providers.base import ProviderError
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
-from app.users import Role
+from app.storage.db import unit_of_work
+from app.storage.models import AuditEvent, Call, Recording, WebhookReceipt
 from tests.factories import Platform, bearer, make_user
 
 POLICY = load_policy_file(DEFAULT_POLICY_PATH)

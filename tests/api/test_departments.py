@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from sqlalchemy import select
 
-from app.models import AuditEvent, Call
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
+from app.storage.models import AuditEvent, Call
 from tests.factories import MAIN_NUMBER, Platform, new_call_sid
 
 POLICY = load_policy_file(DEFAULT_POLICY_PATH)

@@ -9,11 +9,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.config import load_settings
-from app.db import unit_of_work
 from app.main import create_app
-from app.models import Call, PolicyActivation, PolicyVersion
 from app.providers.simulator import SimulatorProvider
-from app.services import build_services
+from app.runtime.services import build_services
+from app.storage.db import unit_of_work
+from app.storage.models import Call, PolicyActivation, PolicyVersion
 from tests.factories import MAIN_NUMBER, Platform, new_call_sid
 
 
@@ -87,7 +87,7 @@ def test_database_down_still_answers_the_caller(make_platform, fail_safe, record
         if services.engine.url.get_backend_name() == "sqlite"
         else "no_such_database_cg",
     )
-    from app.db import make_engine, make_session_factory
+    from app.storage.db import make_engine, make_session_factory
 
     services.engine = make_engine(broken.render_as_string(hide_password=False))
     services.sessions = make_session_factory(services.engine)
@@ -104,7 +104,7 @@ def test_database_down_still_answers_the_caller(make_platform, fail_safe, record
 
 
 def test_policy_route_says_unavailable_without_a_valid_policy(client: TestClient, services):
-    from app.users import Role
+    from app.people.users import Role
     from tests.factories import bearer, make_user
 
     token = make_user(services, "op", Role.ADMIN)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from app.db import make_engine
+from app.storage.db import make_engine
 
 
 def test_healthz(client: TestClient) -> None:
@@ -16,7 +16,7 @@ def test_readyz_ready_at_head(client: TestClient) -> None:
 
 
 def test_readyz_not_ready_behind_head(client: TestClient, services, migrated_url: str) -> None:
-    from app import migrate
+    from app.storage import migrate
 
     migrate.downgrade(migrated_url, "base")
     response = client.get("/readyz")

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from app.config import load_settings
 from app.main import create_app
-from app.models import Call, Recording
-from app.services import build_services
+from app.runtime.services import build_services
+from app.storage.models import Call, Recording
 from tests.factories import MAIN_NUMBER, Platform, new_call_sid
 
 
@@ -85,7 +85,7 @@ def test_a_refused_start_is_logged_and_the_call_still_queues(twilio_platform, tw
 
 
 def test_pause_for_payment_sends_pause_behavior_skip(twilio_platform, twilio_server, services_of):
-    from app.users import Role
+    from app.people.users import Role
     from tests.factories import bearer, make_user
 
     call_sid = new_call_sid()

@@ -64,14 +64,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app.models import AuditEvent, Call, Recording
 from app.recording_policy import (
     DEFAULT_POLICY_PATH,
     add_duration,
     load_policy_file,
     parse_duration,
 )
-from app.services import Services
+from app.runtime.services import Services
+from app.storage.models import AuditEvent, Call, Recording
 from tests.factories import ACCOUNT_SID, DEFAULT_CALLER, Platform
 
 DEPARTMENT = load_policy_file(DEFAULT_POLICY_PATH).department("contact-harlow")

@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.config import get_settings
-from app.db import unit_of_work
-from app.models import Call, User
-from app.users import Role, disable_user
+from app.people.users import Role, disable_user
+from app.storage.db import unit_of_work
+from app.storage.models import Call, User
 from tests.factories import MAIN_NUMBER, Platform, bearer, make_user
 
 CALL_KEYS = {

@@ -10,12 +10,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.config import load_settings
-from app.db import make_engine, make_session_factory, unit_of_work
 from app.main import create_app
-from app.models import AuditEvent, Call, PolicyActivation, PolicyVersion
-from app.policy_store import activate, active_policy, ensure_active
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_text
-from app.services import build_services
+from app.runtime.services import build_services
+from app.storage.db import make_engine, make_session_factory, unit_of_work
+from app.storage.models import AuditEvent, Call, PolicyActivation, PolicyVersion
+from app.storage.policy_versions import activate, active_policy, ensure_active
 from tests.factories import MAIN_NUMBER, Platform, new_call_sid
 
 

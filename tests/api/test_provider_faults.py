@@ -24,12 +24,12 @@ from fastapi.testclient import TestClient
 from app.audit import events_for
 from app.calls.reconcile import START_UNCERTAIN
 from app.config import load_settings
-from app.db import unit_of_work
 from app.main import create_app
-from app.models import Call
+from app.people.users import Role
 from app.providers.twilio import TwilioProvider
-from app.services import Services, build_services
-from app.users import Role
+from app.runtime.services import Services, build_services
+from app.storage.db import unit_of_work
+from app.storage.models import Call
 from tests.factories import MAIN_NUMBER, Platform, bearer, make_user, new_call_sid
 from tests.twilio_fake.server import FakeTwilioServer
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from app.models import Recording
+from app.people.users import Role
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
-from app.users import Role
+from app.storage.models import Recording
 from tests.factories import Platform, bearer, make_user
 
 POLICY = load_policy_file(DEFAULT_POLICY_PATH)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.users import Role
+from app.people.users import Role
 from tests.factories import MAIN_NUMBER, Platform, bearer, make_user
 
 STEPS = st.sampled_from(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.models import AuditEvent, Call, Recording
+from app.storage.models import AuditEvent, Call, Recording
 from tests.factories import MAIN_NUMBER, Platform, new_call_sid
 
 

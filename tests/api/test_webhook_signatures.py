@@ -9,8 +9,8 @@ from twilio.request_validator import RequestValidator
 
 from app.config import load_settings
 from app.main import create_app
-from app.models import AuditEvent, Call, WebhookReceipt
-from app.services import build_services
+from app.runtime.services import build_services
+from app.storage.models import AuditEvent, Call, WebhookReceipt
 from tests.factories import ACCOUNT_SID, MAIN_NUMBER, Platform, new_call_sid
 
 WEBHOOKS = {

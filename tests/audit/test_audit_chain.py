@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from app import audit
 from app.audit.verify import verify_chain
 from app.cli import cli
-from app.db import unit_of_work
-from app.users import Role
+from app.people.users import Role
+from app.storage.db import unit_of_work
 from tests.factories import MAIN_NUMBER, Platform, bearer, make_user
 
 
@@ -270,7 +270,7 @@ def test_verifying_blocks_no_writer(services) -> None:
     write transaction would hold the database's only write lock for the whole walk)."""
     import threading
 
-    from app.db import read_only_session
+    from app.storage.db import read_only_session
 
     _append(services, 3)
     written = threading.Event()
@@ -295,7 +295,7 @@ def test_a_walk_that_stops_early_leaves_the_session_usable(services, monkeypatch
     from sqlalchemy import insert, update
 
     from app.audit.chain import GENESIS, seal
-    from app.models import AuditEvent, AuditHead
+    from app.storage.models import AuditEvent, AuditHead
 
     previous, rows = GENESIS, []
     moment = datetime(2026, 1, 5, tzinfo=UTC)
@@ -322,7 +322,7 @@ def test_events_appended_during_a_walk_are_no_gap(services, monkeypatch) -> None
     """A live service appends while a long verify walks: the walk and its final look at
     the head row must see one snapshot, or the newer head reads as a cut tail."""
     from app.audit import verify
-    from app.db import read_only_session
+    from app.storage.db import read_only_session
 
     _append(services, 5)
     walk = verify._rows

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from app import migrate
 from app.audit.chain import GENESIS, v1_event_hash
 from app.audit.verify import verify_chain
-from app.db import make_engine, make_session_factory
-from app.models import AuditEvent
+from app.storage import migrate
+from app.storage.db import make_engine, make_session_factory
+from app.storage.models import AuditEvent
 
 V1 = sa.table(
     "audit_events",

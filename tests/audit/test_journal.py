@@ -10,9 +10,9 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import select
 
 from app.audit.verify import verify_chain
-from app.db import make_engine, make_session_factory
-from app.journal import Journal
-from app.models import AuditEvent, Call, Recording
+from app.calls.journal import Journal
+from app.storage.db import make_engine, make_session_factory
+from app.storage.models import AuditEvent, Call, Recording
 from tests.factories import MAIN_NUMBER, Platform, new_call_sid
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from app.users import Role
+from app.people.users import Role
 from tests.factories import (
     DEFAULT_CALLER,
     MAIN_NUMBER,
@@ -99,7 +99,7 @@ def test_metrics_describe_the_service(platform: Platform, client: TestClient, se
 
 
 def test_phone_shaped_values_are_masked_but_sids_are_not() -> None:
-    from app.logging import mask_numbers
+    from app.runtime.logging import mask_numbers
 
     event = {
         "event": "oops +447700900123 and 07700 900123",

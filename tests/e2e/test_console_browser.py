@@ -17,9 +17,9 @@ import httpx
 import pytest
 from rich.console import Console
 
-from app.db import make_engine, make_session_factory, unit_of_work
+from app.people.users import Role, add_user
 from app.simulate import LiveCall, Platform
-from app.users import Role, add_user
+from app.storage.db import make_engine, make_session_factory, unit_of_work
 from tests.e2e.conftest import BIN
 
 CHROMIUM = Path("/usr/bin/chromium")

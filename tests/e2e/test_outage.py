@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 from twilio.request_validator import RequestValidator
 
 from app.audit.verify import verify_chain
-from app.db import make_engine, make_session_factory
-from app.models import AuditEvent
+from app.storage.db import make_engine, make_session_factory
+from app.storage.models import AuditEvent
 from tests.e2e.conftest import BIN, Server, free_port
 from tests.factories import MAIN_NUMBER, new_call_sid
 

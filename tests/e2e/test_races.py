@@ -19,9 +19,9 @@ from twilio.request_validator import RequestValidator
 
 from app.audit.verify import verify_chain
 from app.calls.state import facts_of
-from app.db import make_engine, make_session_factory
-from app.models import AuditEvent, Call, Recording
 from app.recording_policy import DEFAULT_POLICY_PATH, FailSafe, decide, load_policy_file
+from app.storage.db import make_engine, make_session_factory
+from app.storage.models import AuditEvent, Call, Recording
 from tests.e2e.conftest import BIN, free_port
 from tests.factories import MAIN_NUMBER, new_call_sid
 

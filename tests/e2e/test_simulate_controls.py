@@ -105,8 +105,8 @@ def test_a_refused_token_is_explained_and_a_stale_kept_one_replaced(
 
 
 def test_live_call_is_assigned_and_stays_up_for_the_console(live, simulate: Simulate) -> None:
-    from app.db import make_engine, make_session_factory, unit_of_work
-    from app.users import Role, add_user
+    from app.people.users import Role, add_user
+    from app.storage.db import make_engine, make_session_factory, unit_of_work
 
     engine = make_engine(live["env"]["CALLGUARD_DATABASE_URL"])
     with unit_of_work(make_session_factory(engine)) as session:

@@ -9,8 +9,8 @@ import os
 
 from sqlalchemy import func, select
 
-from app.models import AuditEvent, Call, Recording, WebhookReceipt
-from app.services import Services
+from app.runtime.services import Services
+from app.storage.models import AuditEvent, Call, Recording, WebhookReceipt
 
 EXAMPLES = int(os.environ.get("CALLGUARD_FUZZ_EXAMPLES", "50"))
 

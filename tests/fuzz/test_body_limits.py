@@ -13,9 +13,9 @@ from httpx import Response
 from sqlalchemy import select
 
 from app.api.limits import MAX_BODY_BYTES
-from app.models import Call
-from app.services import Services
-from app.users import Role
+from app.people.users import Role
+from app.runtime.services import Services
+from app.storage.models import Call
 from tests.factories import ACCOUNT_SID, MAIN_NUMBER, Platform, bearer, make_user, new_call_sid
 from tests.fuzz.common import row_counts
 

@@ -32,15 +32,15 @@ from sqlalchemy import select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import load_settings
-from app.db import unit_of_work
 from app.main import create_app
-from app.models import User
+from app.people.users import Role
 from app.providers.simulator import SimulatorProvider
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
 from app.retention import holds
 from app.retention.access import Purpose, grant_access
-from app.services import Services
-from app.users import Role
+from app.runtime.services import Services
+from app.storage.db import unit_of_work
+from app.storage.models import User
 from tests.factories import MAIN_NUMBER, Platform, make_user
 from tests.fuzz.common import EXAMPLES
 

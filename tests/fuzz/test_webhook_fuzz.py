@@ -27,7 +27,7 @@ from twilio.request_validator import RequestValidator
 
 from app.calls.transfers import KINDS
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
-from app.services import Services
+from app.runtime.services import Services
 from tests.factories import ACCOUNT_SID, MAIN_NUMBER, Platform
 from tests.fuzz.common import EXAMPLES, row_counts
 

@@ -12,14 +12,14 @@ import pytest
 from sqlalchemy import inspect, select, text
 from typer.testing import CliRunner, Result
 
+from app.callers.numbers import protect_caller
 from app.config import get_settings
-from app.db import make_engine, unit_of_work
-from app.models import Call, Recording, utcnow
-from app.numbers import protect_caller
+from app.people.users import Role
 from app.providers.simulator import SimulatedPlatform, new_call_sid
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
-from app.services import Services
-from app.users import Role
+from app.runtime.services import Services
+from app.storage.db import make_engine, unit_of_work
+from app.storage.models import Call, Recording, utcnow
 from tests.factories import DEFAULT_CALLER, Platform, bearer, make_user
 
 POLICY = load_policy_file(DEFAULT_POLICY_PATH)
@@ -133,7 +133,7 @@ def call_row(services: Services, sid: str) -> Call:
 
 
 def events(services: Services, type_: str, **where: Any) -> list[Any]:
-    from app.models import AuditEvent
+    from app.storage.models import AuditEvent
 
     with services.sessions() as session:
         query = select(AuditEvent).where(AuditEvent.type == type_).order_by(AuditEvent.sequence)

@@ -11,13 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings, load_settings
-from app.db import unit_of_work
 from app.main import create_app
-from app.models import RecordingAccess, utcnow
+from app.people.users import Role
 from app.providers.simulator import SimulatorProvider
 from app.retention.run import RetentionRun
-from app.services import build_services
-from app.users import Role
+from app.runtime.services import build_services
+from app.storage.db import unit_of_work
+from app.storage.models import RecordingAccess, utcnow
 from tests.factories import bearer, make_user
 from tests.governance.conftest import People, events, seed_due, years_later
 from tests.twilio_fake.server import MEDIA_BYTES, FakeTwilioServer

@@ -137,7 +137,7 @@ def test_holds_from_the_cli(run_cli, services, completed: tuple[str, str]) -> No
     assert placed.exit_code == 0, placed.output
     assert "placed" in placed.output and "POL-7" in placed.output
     with services.sessions() as session:
-        from app.models import LegalHold
+        from app.storage.models import LegalHold
 
         [hold] = session.query(LegalHold).all()
     assert (hold.placed_by, hold.case_reference, hold.reason) == ("cli", "POL-7", "police request")

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from app.models import utcnow
-from app.numbers import NumberVault, normalise, vault
+from app.callers.numbers import NumberVault, normalise, vault
 from app.providers.simulator import SimulatorProvider
 from app.retention.run import RetentionRun
+from app.storage.models import utcnow
 from tests.factories import DEFAULT_CALLER, Platform
 from tests.governance.conftest import (
     POLICY,
@@ -52,7 +52,7 @@ def test_numbers_normalise_to_e164_and_withheld_ones_to_nothing(
 
 
 def test_a_sealed_number_needs_its_call_and_the_key() -> None:
-    from app.models import Call
+    from app.storage.models import Call
 
     keys = NumberVault("one secret")
     call = Call(call_sid="CA1")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from app.models import AuditEvent, PolicyActivation, Recording
 from app.recording_policy import DEFAULT_POLICY_PATH
+from app.storage.models import AuditEvent, PolicyActivation, Recording
 from tests.factories import Platform
 from tests.governance.conftest import POLICY, recording
 

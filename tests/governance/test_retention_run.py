@@ -10,11 +10,11 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
-from app.db import make_engine, make_session_factory, unit_of_work
-from app.models import Recording, utcnow
 from app.providers.base import ProviderError
 from app.providers.simulator import SimulatorProvider
 from app.retention.run import RetentionRun, Summary
+from app.storage.db import make_engine, make_session_factory, unit_of_work
+from app.storage.models import Recording, utcnow
 from tests.governance.conftest import (
     People,
     events,

@@ -8,8 +8,8 @@ import re
 
 from fastapi.testclient import TestClient
 
+from app.people.users import Role
 from app.recording_policy import REASON_TEXT, Reason
-from app.users import Role
 from tests.factories import Platform, bearer, department_number, make_user
 
 

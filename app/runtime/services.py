@@ -11,16 +11,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.calls.assignment import Assignments
 from app.calls.controls import CallControls
+from app.calls.journal import Journal
 from app.calls.locks import CallLocks
 from app.calls.platform import PlatformEvents
 from app.calls.reconcile import Reconciler
 from app.calls.replay import Replayer
 from app.calls.transfers import Transfers
 from app.config import VAR_DIR, Settings
-from app.db import make_engine, make_session_factory
-from app.journal import Journal
-from app.metrics import MeteredProvider
 from app.providers.base import Provider
+from app.runtime.metrics import MeteredProvider
+from app.storage.db import make_engine, make_session_factory
 
 DEV_TOKEN_FILE = VAR_DIR / "dev-token"
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from app.models import Call
+from app.storage.models import Call
 
 # What Twilio puts in `From` when the caller withheld or has no number: the words, and
 # the numbers whose keypad letters spell them (ANONYMOUS, RESTRICTED, UNKNOWN,

@@ -21,8 +21,8 @@ from app.audit.checkpoint import (
     signing_key,
 )
 from app.audit.verify import verify_chain
-from app.cli import _settings, cli, err, out
-from app.db import make_engine, read_only_session
+from app.cli.root import cli, configured, err, out
+from app.storage.db import make_engine, read_only_session
 
 audit_cli = typer.Typer(help="The tamper-evident audit log", no_args_is_help=True)
 cli.add_typer(audit_cli, name="audit")
@@ -31,7 +31,7 @@ cli.add_typer(audit_cli, name="audit")
 @audit_cli.command("verify")
 def audit_verify() -> None:
     """Verify the whole hash chain; exits 1 naming the first broken link."""
-    with read_only_session(make_engine(_settings().database_url)) as session:
+    with read_only_session(make_engine(configured().database_url)) as session:
         verdict = verify_chain(session)
     if verdict.ok:
         out.print(f"audit log intact: {verdict.events} events", highlight=False)
@@ -45,7 +45,7 @@ def audit_verify() -> None:
 
 
 def _signing_key() -> Ed25519PrivateKey:
-    secret = _settings().audit_signing_key
+    secret = configured().audit_signing_key
     if secret is None:
         err.print("[red]CALLGUARD_AUDIT_SIGNING_KEY is not set[/red] (callguard audit new-key)")
         raise typer.Exit(2)
@@ -73,7 +73,7 @@ def audit_checkpoint(
     """Sign the head of the verified chain; keep the JSON somewhere the database is not."""
     key = _signing_key()
     try:
-        with read_only_session(make_engine(_settings().database_url)) as session:
+        with read_only_session(make_engine(configured().database_url)) as session:
             document = make_checkpoint(session, key, datetime.now(UTC))
     except CheckpointError as exc:
         err.print(f"[red]no checkpoint:[/red] {exc}", highlight=False)
@@ -103,7 +103,7 @@ def audit_check_checkpoint(
     try:
         document = parse(file.read_text(encoding="utf-8"))
         trusted = public_key or public_key_text(_signing_key())
-        with read_only_session(make_engine(_settings().database_url)) as session:
+        with read_only_session(make_engine(configured().database_url)) as session:
             check = check_checkpoint(session, document, trusted)
     except OSError as exc:
         err.print(f"[red]cannot read {file}:[/red] {exc.strerror}", highlight=False)

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import Base
+from app.storage.db import Base
 
 SID = String(64)
 # SQLite only autoincrements an INTEGER PRIMARY KEY.

@@ -14,14 +14,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import select
 
 from app import audit
-from app.cli import _sessions, _settings, cli, err, out, policy_cli
+from app.callers.numbers import NumberVault, vault
+from app.cli.policy import policy_cli
+from app.cli.root import cli, configured, err, open_sessions, out
 from app.config import Settings
-from app.db import make_engine, read_only_session, unit_of_work
 from app.errors import DomainError
-from app.models import Call
-from app.numbers import NumberVault, vault
 from app.providers.base import Provider
 from app.retention.run import DEFAULT_BATCH, DEFAULT_CONCURRENCY, RetentionRun
+from app.storage.db import make_engine, read_only_session, unit_of_work
+from app.storage.models import Call
 
 CLI = "cli"
 OLD_KEY_ENV = "CALLGUARD_OLD_NUMBER_KEY"
@@ -50,7 +51,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 def build_provider(settings: Settings) -> Provider:
     """The configured provider (tests replace this)."""
-    from app.services import build_provider as configured
+    from app.runtime.services import build_provider as configured
 
     if settings.provider == "simulator":
         err.print(
@@ -89,9 +90,9 @@ def retention_run(
     """Destroy due recordings at the provider (confirmed gone), then erase the numbers of
     calls with nothing left to keep. Safe on several workers at once; exits 1 when
     anything failed (it stays due and the next run retries it)."""
-    settings = _settings()
+    settings = configured()
     run = RetentionRun(
-        _sessions(),
+        open_sessions(),
         build_provider(settings),
         now=_moment(now),
         concurrency=concurrency,
@@ -143,7 +144,7 @@ def holds_place(
     from app.retention.holds import place_hold
 
     try:
-        with unit_of_work(_sessions()) as session:
+        with unit_of_work(open_sessions()) as session:
             hold, notification_id = place_hold(session, recording, case, reason, by)
     except DomainError as exc:
         raise _fail(exc.detail) from None
@@ -162,7 +163,7 @@ def holds_release(
     from app.retention.holds import release_hold
 
     try:
-        with unit_of_work(_sessions()) as session:
+        with unit_of_work(open_sessions()) as session:
             hold = release_hold(session, hold_id, by)
     except DomainError as exc:
         raise _fail(exc.detail) from None
@@ -175,11 +176,11 @@ def sar_export(
     by: Annotated[str, typer.Option(help="who asks (the audit actor)")] = CLI,
 ) -> None:
     """Everything held for a phone number, as JSON on stdout (the export is logged)."""
-    from app.subject_access import export
+    from app.callers.subject_access import export
 
-    settings = _settings()
+    settings = configured()
     try:
-        with unit_of_work(_sessions()) as session:
+        with unit_of_work(open_sessions()) as session:
             result = export(session, vault(settings.number_key), phone, settings.default_region, by)
     except DomainError as exc:
         raise _fail(exc.detail, 2) from None
@@ -200,7 +201,7 @@ def policy_dry_run(
         candidate = load_policy_file(file)
     except PolicyError as exc:
         raise _fail(f"invalid policy: {exc}") from None
-    settings = _settings()
+    settings = configured()
     # A read-only snapshot: a long dry run over a large database makes no writer wait.
     with read_only_session(make_engine(settings.database_url)) as session:
         report = dry_run(session, candidate, settings.fail_safe)
@@ -266,10 +267,10 @@ def numbers_rekey(batch: Annotated[int, typer.Option(min=1)] = 500) -> None:
     old_secret = os.environ.get(OLD_KEY_ENV)
     if not old_secret:
         raise _fail(f"{OLD_KEY_ENV} must hold the previous CALLGUARD_NUMBER_KEY", 2)
-    old, new = NumberVault(old_secret), vault(_settings().number_key)
+    old, new = NumberVault(old_secret), vault(configured().number_key)
     if old.key_id == new.key_id:
         raise _fail(f"{OLD_KEY_ENV} is the current key: nothing to do", 2)
-    sessions, after, moved = _sessions(), "", 0
+    sessions, after, moved = open_sessions(), "", 0
     while True:
         with unit_of_work(sessions) as session:
             calls = session.scalars(

@@ -12,14 +12,14 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.callers.numbers import NumberVault, normalise
 from app.calls import views
-from app.models import AuditEvent, Call, Disclosure, Recording, RecordingAccess, utcnow
-from app.numbers import NumberVault, normalise
 from app.retention import iso
 from app.retention.access import access_object
 from app.retention.disclosures import disclosure_object
 from app.retention.errors import Invalid
 from app.retention.notifications import notifications
+from app.storage.models import AuditEvent, Call, Disclosure, Recording, RecordingAccess, utcnow
 
 
 def e164_or_refuse(phone: str, region: str) -> str:

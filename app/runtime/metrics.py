@@ -16,8 +16,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Call
 from app.providers.base import Provider, ProviderError, RecordingInfo
+from app.storage.models import Call
 
 T = TypeVar("T")
 

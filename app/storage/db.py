@@ -67,13 +67,9 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    from app.audit.log import discard_pending, write_pending
-
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
-    # Audit events queued in a transaction are chained and written as it commits.
-    event.listen(factory, "before_commit", write_pending)
-    event.listen(factory, "after_rollback", discard_pending)
-    return factory
+    # Audit events queued in a transaction are chained as it commits: app/audit/log.py
+    # registers that hook on every Session itself, so storage knows nothing of the audit.
+    return sessionmaker(bind=engine, expire_on_commit=False)
 
 
 # SQLite has one writer. Threads queueing on a Python lock are woken the moment it is free;

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.errors import BadRequest, Conflict, NotFound
-from app.models import User, utcnow
+from app.storage.models import User, utcnow
 
 TOKEN_PREFIX = "cg_"  # noqa: S105  (a prefix, not a secret)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")

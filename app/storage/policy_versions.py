@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.models import PolicyActivation, PolicyVersion
 from app.recording_policy import DEFAULT_POLICY_PATH, Policy, PolicyError, load_policy_text
+from app.storage.models import PolicyActivation, PolicyVersion
 
 _ACTIVATION_LOCK = 0x63_67_70_6F_6C  # "cgpol": the advisory lock of ensure_active
 

@@ -1,0 +1,1 @@
+"""Callers' personal data: their numbers (sealed, hashed, erased) and subject access."""

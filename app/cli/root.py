@@ -1,0 +1,29 @@
+"""The root of the operator's command line (`callguard …`) and what every command group
+shares: the consoles, the settings (a refused setting exits 2, naming the variable) and a
+session factory. The groups register themselves on `cli` (app/cli/__init__.py imports them)."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings, SettingsError, get_settings
+from app.storage.db import make_engine, make_session_factory
+
+cli = typer.Typer(help="callguard: call-recording control middleware", no_args_is_help=True)
+
+err = Console(stderr=True)
+out = Console()
+
+
+def configured() -> Settings:
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def open_sessions() -> sessionmaker[Session]:
+    return make_session_factory(make_engine(configured().database_url))

@@ -1,0 +1,1 @@
+"""People who use callguard: their roles and bearer tokens."""

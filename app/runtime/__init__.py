@@ -1,0 +1,1 @@
+"""A running instance: its services wired together, background passes, logs and metrics."""

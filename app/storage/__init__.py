@@ -1,0 +1,1 @@
+"""The database: engine and units of work, the tables, migrations, and policy versions."""
