@@ -27,7 +27,7 @@ FROM python:3.11-slim
 
 # Why /srv/callguard + PYTHONPATH: `pip install .` puts only the `app` package into
 # site-packages, while alembic.ini and migrations/ live at the repository root, and
-# app/migrate.py finds them at ROOT = Path(app/__file__).parent.parent. Imported from
+# app/storage/migrate.py finds them at ROOT = Path(__file__).parents[2]. Imported from
 # site-packages, ROOT would be .../site-packages, where there is no alembic.ini. So the
 # source tree (app/, migrations/, alembic.ini) is copied to /srv/callguard and
 # PYTHONPATH=/srv/callguard puts it before site-packages: `app` is imported from

@@ -18,16 +18,14 @@ from app.api import (
     observability,
     people,
     ratelimit,
-    simulator,
-    webhooks,
 )
 from app.config import Settings, get_settings
-from app.providers.simulator import SimulatorProvider
+from app.platforms import platform_named
+from app.platforms.base import Worker
 from app.runtime.background import REPLAY_SECONDS, SWEEP_SECONDS, Periodic
 from app.runtime.logging import configure_logging
 from app.runtime.metrics import StateCollector
 from app.runtime.services import Services, build_services
-from app.simulated_platform import CallbackDispatcher
 from app.storage.db import unit_of_work
 from app.storage.policy_versions import ensure_active
 
@@ -39,7 +37,8 @@ def create_app(
     background: bool = False,
 ) -> FastAPI:
     """`services` may be injected (tests). `background` (serve mode) starts the reconcile
-    sweep and, on the simulator, its callback sender; tests drive both themselves."""
+    sweep, the journal replay and the platform's own workers (the simulator's callback
+    sender); tests drive them themselves. The platform's routes are CALLGUARD_PROVIDER's."""
     settings = settings or (services.settings if services else get_settings())
 
     @asynccontextmanager
@@ -49,12 +48,11 @@ def create_app(
             ensure_active(session, settings.policy_file)
         app.state.services = built
         state_registry.register(StateCollector(built.sessions, built.journal.backlog))
-        workers: list[Periodic | CallbackDispatcher] = []
+        workers: list[Worker] = []
         if background:
             workers.append(Periodic("reconcile-sweep", SWEEP_SECONDS, built.reconciler.sweep))
             workers.append(Periodic("journal-replay", REPLAY_SECONDS, built.replayer.run_once))
-            if isinstance(built.provider, SimulatorProvider):
-                workers.append(CallbackDispatcher(built.provider, built.webhook_token))
+            workers += built.platform.workers(built)
         for worker in workers:
             worker.start()
         try:
@@ -78,13 +76,12 @@ def create_app(
     state_registry = CollectorRegistry(auto_describe=True)
     observability.install(app, state_registry)
     app.include_router(health.router)
-    app.include_router(webhooks.router)
+    for router in platform_named(settings.provider).routers():
+        app.include_router(router)
     app.include_router(people.router)
     app.include_router(controls.router)
     app.include_router(governance.router)
     web.install(app)
-    if settings.provider == "simulator":
-        app.include_router(simulator.router)
     return app
 
 

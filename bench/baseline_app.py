@@ -4,7 +4,7 @@ no database and no policy.
 
 Run by bench/webhook.py as `python bench/baseline_app.py --port N`, and by bench/load.py
 with `--style any --workers 2` (every POST path answered after reading its body); it
-serves with the same uvicorn options and logging as `callguard serve` (app/cli.py), so
+serves with the same uvicorn options and logging as `callguard serve` (app/cli/service.py), so
 the two servers differ only in what the endpoints do."""
 
 from __future__ import annotations

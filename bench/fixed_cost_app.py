@@ -2,33 +2,34 @@
 
 The real app (app.main) with all its middleware (request ids and JSON logs, metrics, body
 limit, auth-failure limit), routing and the X-Twilio-Signature check, but the voice
-handler answers the baseline's constant TwiML instead of claiming the receipt, writing
+handler (the call-control service's `arrived`) answers the baseline's constant TwiML
+instead of claiming the receipt, writing
 the call and its audit events, deciding and building TwiML. What it serves per second is
 the most any implementation of that work could reach in this app; run by bench/webhook.py
-with the same uvicorn options as `callguard serve` (app/cli.py).
+with the same uvicorn options as `callguard serve` (app/cli/service.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 import uvicorn
 from baseline_app import TWIML
 
-from app.calls.platform import PlatformEvents, Reply
+from app.calls.events import CallEvents, Reply
+from app.calls.inputs import CallArrived
 from app.main import serve_app
 
 
-def _constant(_self: PlatformEvents, _form: Mapping[str, str], _token: str | None) -> Reply:
+def _constant(_self: CallEvents, _event: CallArrived, _render: object) -> Reply:
     return Reply(TWIML)
 
 
 def app() -> object:
     """uvicorn's factory: the patch is made in the process that serves."""
-    PlatformEvents.voice = _constant  # type: ignore[method-assign]
+    CallEvents.arrived = _constant  # type: ignore[method-assign,assignment]
     return serve_app()
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from app.config import Settings, get_settings, load_settings
 from app.main import create_app
-from app.providers.simulator import SimulatorProvider
+from app.platforms.simulator.provider import SimulatorProvider
 from app.runtime.services import Services, build_services
 from app.storage import migrate
 from tests.factories import Platform

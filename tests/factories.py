@@ -16,7 +16,7 @@ from twilio.request_validator import RequestValidator
 
 from app.config import Settings
 from app.people.users import Role, add_user
-from app.providers.simulator import SimulatorProvider
+from app.platforms.simulator.provider import SimulatorProvider
 from app.runtime.logging import json_formatter
 from app.runtime.services import Services
 from app.storage.db import unit_of_work

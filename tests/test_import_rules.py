@@ -1,5 +1,7 @@
-"""Architecture rules: the policy engine and TwiML builders are pure; only the Twilio
-adapter imports the Twilio REST SDK."""
+"""Architecture rules, checked on the source: the policy engine and routing are pure; the
+core (calls, policy, retention, audit) names no phone platform and imports none; only the
+Twilio package imports the Twilio SDK (its REST part only the adapter); no import circle
+among app/ modules (a static graph of every import, function-level ones included)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from app.platforms import PLATFORMS
+
 APP = Path(__file__).resolve().parent.parent / "app"
 IMPURE = ("sqlalchemy", "httpx", "fastapi", "starlette", "requests", "twilio", "app.")
+CORE = ("calls", "recording_policy", "retention", "audit")
 
 
 def imports(path: Path) -> set[str]:
@@ -20,6 +25,36 @@ def imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(("." * node.level) + node.module)
     return names
+
+
+def module_of(path: Path) -> str:
+    parts = list(path.relative_to(APP.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _runtime_imports(path: Path, known: set[str]) -> set[str]:
+    """The app modules `path` imports when run (imports under TYPE_CHECKING excluded);
+    `from package import name` counts as importing the submodule when it is one."""
+    tree = ast.parse(path.read_text())
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for inner in ast.walk(node)
+    }
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("app"))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if not node.module.startswith("app"):
+                continue
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found.add(sub if sub in known else node.module)
+    return found & known
 
 
 @pytest.mark.parametrize("path", sorted((APP / "recording_policy").glob("*.py")), ids=str)
@@ -36,7 +71,7 @@ def test_policy_engine_is_pure(path: Path) -> None:
 
 @pytest.mark.parametrize("path", sorted((APP / "routing").glob("*.py")), ids=str)
 def test_routing_is_pure(path: Path) -> None:
-    allowed = ("app.recording_policy", "app.routing", "twilio.twiml")
+    allowed = ("app.recording_policy", "app.routing")
     bad = {n for n in imports(path) if n.startswith(IMPURE) and not n.startswith(allowed)}
     assert not bad
     assert "time" not in imports(path)
@@ -49,4 +84,87 @@ def test_only_the_twilio_adapter_imports_the_rest_sdk() -> None:
         for path in APP.rglob("*.py")
         if any(n.startswith(sdk) for n in imports(path))
     ]
-    assert offenders == ["providers/twilio.py"]
+    assert offenders == ["platforms/twilio/rest.py"]
+
+
+def test_only_the_twilio_package_imports_the_twilio_sdk() -> None:
+    offenders = [
+        str(path.relative_to(APP))
+        for path in APP.rglob("*.py")
+        if any(n == "twilio" or n.startswith("twilio.") for n in imports(path))
+        and not path.is_relative_to(APP / "platforms" / "twilio")
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for c in CORE for p in (APP / c).rglob("*.py")), ids=lambda p: str(p)
+)
+def test_the_core_names_no_platform(path: Path) -> None:
+    assert not {n for n in imports(path) if n.startswith("app.platforms")}
+    text = path.read_text().lower()
+    assert [name for name in PLATFORMS if name in text] == []
+
+
+def test_twilio_is_known_only_to_its_packages_and_the_settings() -> None:
+    """The settings stay together: one environment, validated once at start, so a missing
+    TWILIO_AUTH_TOKEN is refused naming the variable before anything serves."""
+    mentions = {
+        str(path.relative_to(APP))
+        for path in APP.rglob("*.py")
+        if "twilio" in path.read_text().lower()
+        and not path.is_relative_to(APP / "platforms" / "twilio")
+        and not path.is_relative_to(APP / "platforms" / "simulator")
+    }
+    assert mentions == {"config.py"}
+
+
+def circles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(component)
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_import_circle_among_app_modules() -> None:
+    paths = {module_of(p): p for p in APP.rglob("*.py")}
+    known = set(paths)
+    assert circles({m: _runtime_imports(p, known) - {m} for m, p in paths.items()}) == []
+
+
+def test_the_circle_check_finds_a_circle(tmp_path: Path) -> None:
+    """The check above can fail: two modules importing each other are found."""
+    (tmp_path / "a.py").write_text("from app.b import x\n")
+    (tmp_path / "b.py").write_text("import app.a\nif TYPE_CHECKING:\n    import app.c\n")
+    known = {"app.a", "app.b", "app.c"}
+    graph = {m: _runtime_imports(tmp_path / f"{m[4:]}.py", known) for m in ("app.a", "app.b")}
+    assert graph == {"app.a": {"app.b"}, "app.b": {"app.a"}}
+    assert circles({**graph, "app.c": set()}) == [{"app.a", "app.b"}]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.api.deps import CallActor, ServicesDep, SupervisorPlus
+from app.api.deps import CallActor, ServicesDep, Sid, SupervisorPlus
 from app.api.errors import ErrorBody, error_responses
 
 router = APIRouter(
@@ -15,8 +15,6 @@ router = APIRouter(
     tags=["call controls"],
     responses=error_responses(400, 401, 403, 404, 409, 413, 422, 429, 502, 503),
 )
-
-Sid = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
 
 
 class TransferRequest(BaseModel):

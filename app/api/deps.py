@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api import ratelimit
 from app.errors import Forbidden, Unauthorized
 from app.people.users import Role, user_for_token
+from app.platforms import PATH_ID
 from app.runtime.services import Services
 from app.storage.db import unit_of_work
 from app.storage.models import User
@@ -64,3 +65,7 @@ AnyRole = CurrentUser
 CallActor = Annotated[User, Depends(require(Role.AGENT, Role.SUPERVISOR, Role.ADMIN))]
 SupervisorPlus = Annotated[User, Depends(require(Role.SUPERVISOR, Role.ADMIN))]
 GovernancePlus = Annotated[User, Depends(require(Role.GOVERNANCE, Role.ADMIN))]
+
+# A call's or a recording's id in a path: as one of the platforms gives them (their
+# packages' id formats, app/platforms/__init__.py); anything else is refused at the edge.
+Sid = Annotated[str, Path(min_length=2, max_length=64, pattern=PATH_ID)]

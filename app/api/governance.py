@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from starlette.background import BackgroundTask
 
-from app.api.deps import AnyRole, GovernancePlus, ServicesDep, require
+from app.api.deps import AnyRole, GovernancePlus, ServicesDep, Sid, require
 from app.api.errors import error_responses
 from app.callers.numbers import vault
 from app.callers.subject_access import e164_or_refuse, export
@@ -21,7 +21,7 @@ from app.people.users import Role
 from app.retention import holds, notifications
 from app.retention.access import MEDIA_PATH, Purpose, grant_access, log_media_fetched, redeem
 from app.retention.disclosures import disclosure_object, record_disclosure
-from app.retention.media import WAV, media_source
+from app.retention.media import WAV
 from app.storage.db import unit_of_work
 from app.storage.models import Call, Recording, User
 
@@ -31,7 +31,6 @@ router = APIRouter(
     responses=error_responses(400, 401, 403, 404, 409, 410, 413, 422, 429, 502, 503),
 )
 
-Sid = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
 # A row's id: beyond 64 bits SQLite cannot even compare it (OverflowError, a 500).
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Governance = Annotated[User, Depends(require(Role.GOVERNANCE))]
@@ -143,7 +142,7 @@ def media(
     """No bearer token: the link itself is the short-lived credential (see README)."""
     with unit_of_work(services.sessions) as session:
         access, recording = redeem(session, token)
-    stream = media_source(services.settings, services.provider).open(recording.recording_sid)
+    stream = services.media.open(recording.recording_sid)
     try:
         with unit_of_work(services.sessions) as session:
             log_media_fetched(session, access, recording)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from app import audit
-from app.api.deps import AnyRole, CallActor, GovernancePlus, ServicesDep
+from app.api.deps import AnyRole, CallActor, GovernancePlus, ServicesDep, Sid
 from app.api.errors import error_responses
 from app.audit.verify import verify_chain
 from app.calls import views
@@ -18,8 +18,6 @@ from app.storage.policy_versions import active_policy
 router = APIRouter(
     prefix="/api/v1", tags=["people"], responses=error_responses(400, 401, 403, 404, 422, 429, 503)
 )
-
-Sid = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
 
 
 @router.get("/me")

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from app.storage.models import Call
 
-# What Twilio puts in `From` when the caller withheld or has no number: the words, and
-# the numbers whose keypad letters spell them (ANONYMOUS, RESTRICTED, UNKNOWN,
+# What platforms put as the caller's number when it was withheld or there is none: the
+# words, and the numbers whose keypad letters spell them (ANONYMOUS, RESTRICTED, UNKNOWN,
 # UNAVAILABLE, BLOCKED). They name nobody, so they never match anybody.
 WITHHELD_WORDS = frozenset({"", "anonymous", "restricted", "unknown", "unavailable", "blocked"})
 WITHHELD_NUMBERS = frozenset({"+266696687", "+7378742833", "+8656696", "+86282452253", "+2562533"})

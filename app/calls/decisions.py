@@ -55,7 +55,7 @@ def redecide(
 def end_call(
     session: Session, call: Call, at: datetime, fail_safe: SettingsFailSafe, actor: str
 ) -> None:
-    """The call is over (its completed callback, or Twilio refusing it as over): decided
+    """The call is over (the platform reported its end, or refused a command as over): decided
     off (ended comes before everything, whatever the fail-safe), nothing left to start."""
     call.ended, call.ended_at = True, at
     call.start_pending_until = None

@@ -29,9 +29,9 @@ SUFFIX = ".entry"
 @dataclass(frozen=True)
 class Entry:
     name: str
-    path: str  # the webhook's path and query, as the platform called it
-    form: dict[str, str]
-    token: str | None  # Twilio's idempotency token, if it sent one
+    path: str  # the webhook's path and query, as the platform called it (names the platform)
+    form: dict[str, Any]  # the platform's payload as it arrived
+    token: str | None  # the platform's idempotency token, if it sent one
     received_at_ns: int
 
 
@@ -40,7 +40,7 @@ class Journal:
         self.directory = directory
         self._aead = AESGCM(hashlib.sha256(f"callguard-journal:{secret}".encode()).digest())
 
-    def append(self, path: str, form: dict[str, str], token: str | None) -> str:
+    def append(self, path: str, form: dict[str, Any], token: str | None) -> str:
         """Durably record one webhook; returns the entry's name."""
         self.directory.mkdir(parents=True, exist_ok=True)
         now = time.time_ns()

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import audit
 from app.calls.decisions import end_call
 from app.calls.locks import CallLocks
+from app.calls.provider import Provider, ProviderError, RecordingInfo
 from app.calls.state import confirmed_state
 from app.calls.store import ACTIVE_RECORDING, TERMINAL_RECORDING, find_call, recordings_of
 from app.config import FailSafe as SettingsFailSafe
-from app.providers.base import Provider, ProviderError, RecordingInfo
 from app.storage.db import unit_of_work
 from app.storage.models import Call, Recording, utcnow
 from app.storage.policy_versions import policy_version
@@ -155,16 +155,11 @@ def with_retries(
 
 def _retryable(action: Action, error: ProviderError) -> bool:
     """Pause, resume and stop set an absolute state, so repeating them is harmless. A start
-    is repeated only when Twilio certainly did not act on it (429, 20429, 16114): after a
-    timeout or a 5xx it may have created a recording, and a blind retry could make two."""
+    is repeated only when the platform certainly did not act on it (throttled, busy): after
+    a timeout or a 5xx it may have created a recording, and a blind retry could make two."""
     if not error.transient:
         return False
-    if action.kind != "start":
-        return True
-    return error.status == 429 or error.code in (20429, 16114)
-
-
-CALL_NOT_IN_PROGRESS = 21220  # Twilio: "Call is not in-progress. Cannot create recording."
+    return action.kind != "start" or error.not_attempted
 
 
 def _end(session: Session, call: Call, error: ProviderError, detail: dict[str, object]) -> None:
@@ -187,14 +182,12 @@ class Reconciler:
         self,
         sessions: sessionmaker[Session],
         provider: Provider,
-        recording_callback: str,
         locks: CallLocks,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.sessions = sessions
         self.provider = provider
-        self.recording_callback = recording_callback
         self.locks = locks
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
@@ -287,7 +280,7 @@ class Reconciler:
 
     def _perform(self, call_sid: str, action: Action) -> RecordingInfo:
         if action.kind == "start":
-            return self.provider.start_recording(call_sid, self.recording_callback)
+            return self.provider.start_recording(call_sid)
         assert action.recording_sid is not None
         operation = {
             "pause": self.provider.pause_recording,
@@ -356,10 +349,10 @@ class Reconciler:
         error: ProviderError,
         detail: dict[str, object],
     ) -> None:
-        if action.kind == "start" and (error.code == CALL_NOT_IN_PROGRESS or error.not_found):
-            # Twilio says the call is over, and its completed callback is late or will
-            # never come (call-status callbacks are the operator's to configure): end the
-            # call here, or the sweep would try to start a recording on it forever.
+        if action.kind == "start" and (error.call_over or error.not_found):
+            # The platform says the call is over, and its own report of the end is late
+            # or will never come (status callbacks are the operator's to configure): end
+            # the call here, or the sweep would try to start a recording on it forever.
             _end(session, call, error, detail)
         if action.kind == "start" and error.transient:
             # The platform may have started it anyway: wait for its in-progress callback

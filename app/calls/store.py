@@ -79,7 +79,7 @@ def claim_receipt(
     session: Session, key: str, token: str | None, path: str, call_sid: str | None
 ) -> int | None:
     """Record a webhook delivery; returns the receipt's id. None when this key (or
-    Twilio's idempotency token) was already applied: the caller then replays the stored
+    the platform's idempotency token) was already applied: the caller then replays the stored
     response instead. A concurrent duplicate waits on the unique index until the first
     commits, then gets None."""
     return (

@@ -1,8 +1,9 @@
 """Transfers: to another department, to the payment line, or to the non-recorded line.
 
-The live call is redirected first (a Twilio call update to our transfer webhook); only
-when the platform accepted the redirect do the call's facts change and the recordings
-follow. A failed redirect leaves the call and its recording as they were, and says so."""
+The live call is moved first (the provider's transfer_call; the platform then reports
+the new leg's arrival); only when the platform accepted the move do the call's facts
+change and the recordings follow. A failed move leaves the call and its recording as they
+were, and says so."""
 
 from __future__ import annotations
 
@@ -12,19 +13,21 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import audit
+from app.calls.answers import Answer, Dial, FailSafe
 from app.calls.controls import CallControls, locked_call_for
-from app.calls.platform import PLATFORM, PlatformEvents, Reply, required, transfer_key
+from app.calls.events import PLATFORM, CallEvents, Render, Reply
+from app.calls.inputs import TransferLegArrived
+from app.calls.provider import TRANSFER_KINDS, Provider, ProviderError, TransferLeg
 from app.calls.reconcile import Reconciler, RetryPolicy, with_retries
 from app.calls.store import claim_receipt, keep_response, lock_call, stored_response
 from app.errors import BadRequest, Conflict, DomainError, Forbidden, Unavailable
 from app.people.users import Role
-from app.providers.base import Provider, ProviderError
-from app.routing import twiml
+from app.routing.prompts import TRANSFERRING
 from app.storage.db import unit_of_work
 from app.storage.models import Call, User
 from app.storage.policy_versions import active_policy
 
-KINDS = ("department", "non_recorded", "payment", "payment_return")
+KINDS = TRANSFER_KINDS
 
 
 class TransferFailed(DomainError):
@@ -39,14 +42,14 @@ class Transfers:
         provider: Provider,
         reconciler: Reconciler,
         controls: CallControls,
-        platform: PlatformEvents,
+        events: CallEvents,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.sessions = sessions
         self.provider = provider
         self.reconciler = reconciler
         self.controls = controls
-        self.platform = platform
+        self.events = events
         self.retry = retry or RetryPolicy()
 
     # -- people's actions ------------------------------------------------------------
@@ -108,14 +111,9 @@ class Transfers:
                 session, call, user, audit.EventType.TRANSFER_REQUESTED, kind, number, detail
             )
             from_department = call.department
-        url = self.platform.url(
-            "/webhooks/twilio/transfer",
-            kind=kind,
-            transfer=number,
-            department=detail.get("department") or from_department or "",
-        )
+        leg = TransferLeg(kind, number, detail.get("department") or from_department or "")
         try:
-            with_retries(lambda: self.provider.redirect_call(call_sid, url), self.retry)
+            with_retries(lambda: self.provider.transfer_call(call_sid, leg), self.retry)
         except ProviderError as exc:
             with unit_of_work(self.sessions) as session:
                 call = lock_call(session, call_sid)
@@ -144,7 +142,7 @@ class Transfers:
         with unit_of_work(self.sessions) as session:
             call = lock_call(session, call_sid)
             apply(session, call)
-            self.platform.redecide(session, call, user.name)
+            self.events.redecide(session, call, user.name)
         self.reconciler.reconcile(call_sid, user.name)
         return self.controls.view(call_sid)
 
@@ -168,33 +166,26 @@ class Transfers:
             detail={"kind": kind, "transfer": number, "role": user.role, **detail},
         )
 
-    # -- the platform fetching the transferred call's TwiML -----------------------------
+    # -- the platform reporting the moved call's new leg -------------------------------
 
-    def webhook(
-        self, form: Mapping[str, str], kind: str, number: int, department: str, token: str | None
-    ) -> Reply:
-        call_sid = required(form, "CallSid")
+    def leg_arrived(self, event: TransferLegArrived, render: Render) -> Reply:
+        call_sid, kind, number, delivery = event.call_sid, event.kind, event.number, event.delivery
         if kind not in KINDS:
             raise BadRequest(f"unknown transfer kind {kind!r}")
-        key = transfer_key(call_sid, number, kind)
         with unit_of_work(self.sessions) as session:
-            receipt = claim_receipt(session, key, token, "transfer", call_sid)
+            receipt = claim_receipt(session, delivery.key, delivery.token, "transfer", call_sid)
             if receipt is None:
-                return Reply(stored_response(session, key, token), True)
+                return Reply(stored_response(session, delivery.key, delivery.token), True)
             call = lock_call(session, call_sid)
             active = active_policy(session)
+            answer: Answer
             if active is None:
-                body = self.platform.fail_safe_twiml()
+                answer = FailSafe(self.events.fail_safe_records)
             elif kind == "non_recorded":
-                body = twiml.dial(active.policy.non_recorded_line, preface=twiml.TRANSFERRING)
+                answer = Dial(active.policy.non_recorded_line, preface=TRANSFERRING)
             elif kind == "payment":
-                back = self.platform.url(
-                    "/webhooks/twilio/transfer",
-                    kind="payment_return",
-                    transfer=number,
-                    department=department,
-                )
-                body = twiml.dial(active.policy.payment_line, action=back)
+                back = TransferLeg("payment_return", number, event.department)
+                answer = Dial(active.policy.payment_line, returns=back)
             else:
                 if kind == "payment_return" and call.payment_in_progress:
                     call.payment_in_progress = False
@@ -206,8 +197,9 @@ class Transfers:
                         policy_version=call.policy_version,
                         detail={"source": "payment_line", "transfer": number},
                     )
-                    self.platform.redecide(session, call, PLATFORM)
-                body = self.platform.queue_twiml(call, department or call.department)
+                    self.events.redecide(session, call, PLATFORM)
+                answer = self.events.queue_answer(call, event.department or call.department)
+            body = render(answer)
             keep_response(session, receipt, body)
         if kind == "payment_return":
             self.reconciler.reconcile(call_sid, PLATFORM)

@@ -15,11 +15,11 @@ from sqlalchemy import select
 
 from app import audit
 from app.callers.numbers import NumberVault, vault
+from app.calls.provider import RecordingStore
 from app.cli.policy import policy_cli
 from app.cli.root import cli, configured, err, open_sessions, out
 from app.config import Settings
 from app.errors import DomainError
-from app.providers.base import Provider
 from app.retention.run import DEFAULT_BATCH, DEFAULT_CONCURRENCY, RetentionRun
 from app.storage.db import make_engine, read_only_session, unit_of_work
 from app.storage.models import Call
@@ -49,16 +49,16 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def build_provider(settings: Settings) -> Provider:
-    """The configured provider (tests replace this)."""
-    from app.runtime.services import build_provider as configured
+def build_provider(settings: Settings) -> RecordingStore:
+    """Where the configured platform keeps recordings (tests replace this)."""
+    from app.runtime.services import build_store
 
     if settings.provider == "simulator":
         err.print(
             "[yellow]CALLGUARD_PROVIDER=simulator: this process's simulator holds no "
             "recordings, so each reads as already gone[/yellow]"
         )
-    return configured(settings)
+    return build_store(settings)
 
 
 def _moment(text: str | None) -> datetime | None:

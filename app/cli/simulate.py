@@ -62,7 +62,8 @@ def simulate(
     same settings) and keeps its token in ./var/simulate-token (mode 0600) for the next
     runs; if the service refuses the kept token, it creates simulator-supervisor-2 (-3, …).
     """
-    from app.simulate import CallOptions, Scenario, SimulationError, run
+    from app.platforms.simulator.drive import CallOptions, Scenario, SimulationError
+    from app.platforms.simulator.scenarios import run
 
     try:
         chosen = Scenario(scenario)

@@ -36,7 +36,7 @@ from sqlalchemy import CursorResult, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import audit
-from app.providers.base import Provider, ProviderError
+from app.calls.provider import ProviderError, RecordingStore
 from app.recording_policy import IsoDuration, add_duration, parse_duration
 from app.runtime.metrics import RETENTION
 from app.storage.db import unit_of_work
@@ -125,7 +125,7 @@ class RetentionRun:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        provider: Provider,
+        provider: RecordingStore,
         *,
         now: datetime | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,

@@ -33,7 +33,7 @@ class Periodic:
 
     def _run(self) -> None:
         # The first pass runs at once: after a crash, what the dead process left half-done
-        # (a pause Twilio carried out but nobody recorded) is put right on restart.
+        # (a pause the platform carried out but nobody recorded) is put right on restart.
         while True:
             try:
                 done = self.action()

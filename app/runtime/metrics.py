@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.providers.base import Provider, ProviderError, RecordingInfo
+from app.calls.provider import Provider, ProviderError, RecordingInfo, TransferLeg
 from app.storage.models import Call
 
 T = TypeVar("T")
@@ -120,8 +120,8 @@ class MeteredProvider:
         PROVIDER_REQUESTS.labels(operation, "ok").inc()
         return result
 
-    def start_recording(self, call_sid: str, status_callback: str) -> RecordingInfo:
-        return self._measure("start", lambda: self.inner.start_recording(call_sid, status_callback))
+    def start_recording(self, call_sid: str) -> RecordingInfo:
+        return self._measure("start", lambda: self.inner.start_recording(call_sid))
 
     def pause_recording(self, call_sid: str, recording_sid: str) -> RecordingInfo:
         return self._measure("pause", lambda: self.inner.pause_recording(call_sid, recording_sid))
@@ -132,15 +132,11 @@ class MeteredProvider:
     def stop_recording(self, call_sid: str, recording_sid: str) -> RecordingInfo:
         return self._measure("stop", lambda: self.inner.stop_recording(call_sid, recording_sid))
 
-    def redirect_call(self, call_sid: str, url: str) -> None:
-        self._measure("redirect", lambda: self.inner.redirect_call(call_sid, url))
+    def transfer_call(self, call_sid: str, leg: TransferLeg) -> None:
+        self._measure("transfer", lambda: self.inner.transfer_call(call_sid, leg))
 
     def fetch_recording(self, recording_sid: str) -> RecordingInfo:
         return self._measure("fetch", lambda: self.inner.fetch_recording(recording_sid))
 
     def delete_recording(self, recording_sid: str) -> None:
         self._measure("delete", lambda: self.inner.delete_recording(recording_sid))
-
-    def __getattr__(self, name: str) -> Any:
-        # The simulator's own controls (hangup, outbox, requests…) pass straight through.
-        return getattr(self.inner, name)

@@ -26,9 +26,9 @@ from sqlalchemy import select
 from starlette.routing import Mount
 
 from app.api.deps import current_user
-from app.api.webhooks import signed_form
 from app.people.users import Role
-from app.providers.simulator import SimulatorProvider
+from app.platforms.simulator.provider import SimulatorProvider
+from app.platforms.twilio.webhooks import signed_form
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
 from app.retention.access import Purpose
 from app.storage.db import Base, unit_of_work

@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.calls.provider import ProviderError
 from app.calls.reconcile import START_UNCERTAIN
 from app.people.users import Role
-from app.providers.base import ProviderError
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
 from app.storage.db import unit_of_work
 from app.storage.models import AuditEvent, Call, Recording, WebhookReceipt

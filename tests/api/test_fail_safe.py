@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.config import load_settings
 from app.main import create_app
-from app.providers.simulator import SimulatorProvider
+from app.platforms.simulator.provider import SimulatorProvider
 from app.runtime.services import build_services
 from app.storage.db import unit_of_work
 from app.storage.models import Call, PolicyActivation, PolicyVersion
@@ -91,7 +91,7 @@ def test_database_down_still_answers_the_caller(make_platform, fail_safe, record
 
     services.engine = make_engine(broken.render_as_string(hide_password=False))
     services.sessions = make_session_factory(services.engine)
-    services.platform.sessions = services.sessions
+    services.calls.sessions = services.sessions
     answer = platform.voice(new_call_sid(), MAIN_NUMBER)
     assert answer.status_code == 200
     root = ET.fromstring(answer.text)

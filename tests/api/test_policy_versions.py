@@ -11,6 +11,8 @@ from sqlalchemy import select
 
 from app.config import load_settings
 from app.main import create_app
+from app.platforms.twilio import forms
+from app.platforms.twilio.webhooks import answers
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_text
 from app.runtime.services import build_services
 from app.storage.db import make_engine, make_session_factory, unit_of_work
@@ -65,9 +67,12 @@ def test_the_configured_file_is_activated_at_start_when_none_is(
 def test_concurrent_duplicate_voice_deliveries_apply_once(platform: Platform, services) -> None:
     call_sid = new_call_sid()
     form = {"CallSid": call_sid, "To": MAIN_NUMBER}
+    render = answers(services).render
     with ThreadPoolExecutor(max_workers=6) as pool:
-        replies = list(pool.map(lambda _: services.platform.voice(form, None), range(12)))
-    assert len({r.twiml for r in replies}) == 1
+        replies = list(
+            pool.map(lambda _: services.calls.arrived(forms.voice(form, None), render), range(12))
+        )
+    assert len({r.body for r in replies}) == 1
     assert sum(not r.duplicate for r in replies) == 1
     with services.sessions() as session:
         started = session.scalars(

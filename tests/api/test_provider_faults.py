@@ -26,7 +26,7 @@ from app.calls.reconcile import START_UNCERTAIN
 from app.config import load_settings
 from app.main import create_app
 from app.people.users import Role
-from app.providers.twilio import TwilioProvider
+from app.platforms.twilio.rest import TwilioProvider
 from app.runtime.services import Services, build_services
 from app.storage.db import unit_of_work
 from app.storage.models import Call

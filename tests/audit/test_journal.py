@@ -66,7 +66,7 @@ def _cut_database(services) -> object:
     cut = make_session_factory(services.engine)
     for holder in (
         services,
-        services.platform,
+        services.calls,
         services.reconciler,
         services.controls,
         services.transfers,
@@ -78,7 +78,7 @@ def _cut_database(services) -> object:
         services.engine = engine
         for holder in (
             services,
-            services.platform,
+            services.calls,
             services.reconciler,
             services.controls,
             services.transfers,

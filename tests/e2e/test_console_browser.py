@@ -18,7 +18,7 @@ import pytest
 from rich.console import Console
 
 from app.people.users import Role, add_user
-from app.simulate import LiveCall, Platform
+from app.platforms.simulator.drive import LiveCall, Platform
 from app.storage.db import make_engine, make_session_factory, unit_of_work
 from tests.e2e.conftest import BIN
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from app.simulated_platform import sign
+from app.platforms.twilio.signature import sign
 from tests.e2e.conftest import Simulate
 
 CREATED = "created the supervisor simulator-supervisor"

@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.config import load_settings
 from app.main import create_app
 from app.people.users import Role
-from app.providers.simulator import SimulatorProvider
+from app.platforms.simulator.provider import SimulatorProvider
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
 from app.retention import holds
 from app.retention.access import Purpose, grant_access

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings, load_settings
 from app.main import create_app
 from app.people.users import Role
-from app.providers.simulator import SimulatorProvider
+from app.platforms.simulator.provider import SimulatorProvider
 from app.retention.run import RetentionRun
 from app.runtime.services import build_services
 from app.storage.db import unit_of_work

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.callers.numbers import NumberVault, normalise, vault
-from app.providers.simulator import SimulatorProvider
+from app.platforms.simulator.provider import SimulatorProvider
 from app.retention.run import RetentionRun
 from app.storage.models import utcnow
 from tests.factories import DEFAULT_CALLER, Platform

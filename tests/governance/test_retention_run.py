@@ -10,8 +10,8 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
-from app.providers.base import ProviderError
-from app.providers.simulator import SimulatorProvider
+from app.calls.provider import ProviderError
+from app.platforms.simulator.provider import SimulatorProvider
 from app.retention.run import RetentionRun, Summary
 from app.storage.db import make_engine, make_session_factory, unit_of_work
 from app.storage.models import Recording, utcnow

@@ -9,15 +9,16 @@ import threading
 
 import pytest
 
-from app.providers.base import Provider, ProviderError, RecordingStatus
-from app.providers.simulator import (
+from app.calls.provider import ProviderError, RecordingStatus
+from app.platforms.simulator.platform import (
     TWILIO_CURRENT,
     Callback,
     SimulatedPlatform,
-    SimulatorProvider,
     new_call_sid,
     new_sid,
 )
+from app.platforms.simulator.provider import SimulatorProvider
+from app.platforms.twilio.control import TwilioApi as Provider
 from tests.factories import Clock
 
 CALLBACK = "https://callguard.example.com/webhooks/recording-status"

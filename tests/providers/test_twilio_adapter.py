@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from app.providers.base import ProviderError, RecordingStatus, error_from_response
-from app.providers.simulator import TWILIO_CURRENT, new_call_sid, new_sid
-from app.providers.twilio import TwilioProvider, recording_status
+from app.calls.provider import ProviderError, RecordingStatus
+from app.platforms.simulator.platform import TWILIO_CURRENT, new_call_sid, new_sid
+from app.platforms.twilio.errors import error_from_response
+from app.platforms.twilio.rest import TwilioProvider, recording_status
 from tests.twilio_fake.server import FakeTwilioServer
 
 CALLBACK = "https://callguard.example.com/webhooks/recording-status"
@@ -322,4 +323,4 @@ def test_only_the_adapter_imports_the_twilio_sdk() -> None:
                 names = [node.module]
             if any(n == m or n.startswith(m + ".") for n in names for m in sdk):
                 importers.add(source.relative_to(app_dir).as_posix())
-    assert importers == {"providers/twilio.py"}
+    assert importers == {"platforms/twilio/rest.py"}

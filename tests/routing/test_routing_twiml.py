@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from app.platforms.twilio import twiml
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
-from app.routing import twiml
 from app.routing.router import (
     MAX_MENU_ATTEMPTS,
     OptOut,

@@ -37,8 +37,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.providers.base import ProviderError
-from app.providers.simulator import (
+from app.calls.provider import ProviderError
+from app.platforms.simulator.platform import (
     API_VERSION,
     CODE_INVALID_PARAMETER,
     CODE_NOT_FOUND,

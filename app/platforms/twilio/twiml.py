@@ -1,4 +1,6 @@
-"""TwiML builders: pure functions of their arguments, tested by parsing the XML."""
+"""TwiML: callguard's answers (app/calls/answers.py) as Twilio's XML. The builders are pure
+functions of their arguments, tested by parsing the XML; the words come from
+app/routing/prompts.py."""
 
 from __future__ import annotations
 
@@ -7,28 +9,22 @@ from collections.abc import Sequence
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from app.recording_policy import Department, OptOutAction, Policy
+from app.calls.answers import FALLBACK_QUEUE
+from app.recording_policy import Policy
+from app.routing.prompts import (
+    FAIL_SAFE_NOTICE,
+    menu_prompt,
+    opt_out_message,
+    opt_out_offer,
+    recording_notice,
+)
 
 VOICE = "Polly.Amy"
 LANGUAGE = "en-GB"
-FALLBACK_QUEUE = "callguard-fallback"
-
-
-def recording_notice(policy: Policy) -> str:
-    return (
-        "Calls to Harlow Council may be recorded, to help us monitor quality, to investigate "
-        "complaints, and to detect and prevent crime, including fraud. If you would prefer "
-        f"your call not to be recorded, press {policy.opt_out_digit} now."
-    )
 
 
 def _say(target: VoiceResponse | Gather, text: str) -> None:
     target.say(text, voice=VOICE, language=LANGUAGE)
-
-
-def _menu_prompt(policy: Policy) -> str:
-    options = [f"For {d.name}, press {d.ivr_digit}." for d in policy.menu()]
-    return " ".join(options)
 
 
 def menu(
@@ -48,11 +44,8 @@ def menu(
     if notice:
         _say(gather, recording_notice(policy))
     elif offer_opt_out:
-        _say(
-            gather,
-            f"If you would prefer your call not to be recorded, press {policy.opt_out_digit}.",
-        )
-    _say(gather, _menu_prompt(policy))
+        _say(gather, opt_out_offer(policy))
+    _say(gather, menu_prompt(policy))
     response.append(gather)
     response.redirect(action_url, method="POST")
     return str(response)
@@ -66,15 +59,6 @@ def department_notice(policy: Policy, action_url: str) -> str:
     response.append(gather)
     response.redirect(action_url, method="POST")
     return str(response)
-
-
-def opt_out_message(department: Department) -> str:
-    if department.opt_out is OptOutAction.ADVISE_EMAIL:
-        return (
-            f"{department.name} cannot take calls without recording them. If you would prefer "
-            f"not to be recorded, please hang up and contact us by email at {department.email}."
-        )
-    return "Thank you. This call will not be recorded."
 
 
 def enqueue(
@@ -95,9 +79,6 @@ def enqueue(
     else:
         response.enqueue(queue)
     return str(response)
-
-
-TRANSFERRING = ("Please hold while we transfer your call.",)
 
 
 def dial(number: str, *, action: str | None = None, preface: Sequence[str] = ()) -> str:
@@ -131,10 +112,5 @@ def fail_safe(record: bool, status_callback: str, notice: str) -> str:
     return str(response)
 
 
-FAIL_SAFE_NOTICE = (
-    "Thank you for calling Harlow Council. Please hold while we connect you to an adviser."
-)
-FAIL_SAFE_RECORDED_NOTICE = (
-    "Thank you for calling Harlow Council. Calls may be recorded for quality monitoring and "
-    "the prevention of crime. Please hold while we connect you to an adviser."
-)
+# Re-exported for the tests of these builders: the words are the prompts module's.
+__all__ = ["FAIL_SAFE_NOTICE", "FALLBACK_QUEUE", "opt_out_message"]

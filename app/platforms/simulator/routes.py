@@ -9,13 +9,13 @@ from fastapi import APIRouter
 
 from app import audit
 from app.api.deps import ServicesDep
-from app.api.webhooks import Form
 from app.calls import views
 from app.calls.store import find_call, recordings_of
 from app.errors import BadRequest
-from app.providers.base import error_from_response
-from app.providers.simulator import SimulatorProvider
-from app.simulated_platform import call_completed
+from app.platforms.simulator.callbacks import call_completed
+from app.platforms.simulator.provider import SimulatorProvider
+from app.platforms.twilio.errors import error_from_response
+from app.platforms.twilio.webhooks import Form
 from app.storage.db import unit_of_work
 from app.storage.policy_versions import active_policy
 

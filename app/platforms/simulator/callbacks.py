@@ -10,9 +10,10 @@ from email.utils import format_datetime
 
 import httpx
 import structlog
-from twilio.request_validator import RequestValidator
 
-from app.providers.simulator import Callback, SimulatorProvider
+from app.platforms.simulator.platform import Callback
+from app.platforms.simulator.provider import SimulatorProvider
+from app.platforms.twilio.signature import sign
 from app.storage.models import utcnow
 
 log = structlog.get_logger(__name__)
@@ -30,11 +31,6 @@ def call_completed(account_sid: str, call_sid: str, url: str, sequence: int) -> 
             "CallbackSource": "call-progress-events",
         },
     )
-
-
-def sign(token: str, url: str, params: dict[str, str]) -> str:
-    signature: str = RequestValidator(token).compute_signature(url, params)
-    return signature
 
 
 class CallbackDispatcher:

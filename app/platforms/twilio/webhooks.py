@@ -1,4 +1,7 @@
-"""Twilio's webhooks. Every one is signature-checked before anything is read or stored."""
+"""Twilio's webhooks. Every one is signature-checked before anything is read or stored,
+translated into callguard's inputs (forms.py), handed to the call-control service, and
+answered in TwiML (answers.py). While the database is unreachable each is journalled and
+answered at once: a waiting caller gets the fail-safe TwiML (P7), a status callback a 2xx."""
 
 from __future__ import annotations
 
@@ -11,11 +14,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError
 from starlette.datastructures import ImmutableMultiDict
-from twilio.request_validator import RequestValidator
 
 from app.api.deps import ServicesDep
-from app.calls.platform import Reply
+from app.calls.events import Reply
 from app.errors import Forbidden
+from app.platforms.twilio import forms
+from app.platforms.twilio.answers import TwimlAnswers, assignment_instruction
+from app.platforms.twilio.signature import valid_signature
 from app.runtime.services import Services
 
 log = structlog.get_logger(__name__)
@@ -24,6 +29,7 @@ router = APIRouter(prefix="/webhooks/twilio", tags=["platform webhooks"])
 
 TWIML = "application/xml"
 DEPARTMENT_ID = r"^([a-z0-9]+(-[a-z0-9]+)*)?$"  # a policy's department slug, or none
+CALLER_WAITING = {"/webhooks/twilio/voice", "/webhooks/twilio/ivr", "/webhooks/twilio/transfer"}
 
 
 async def signed_form(request: Request, services: ServicesDep) -> ImmutableMultiDict[str, str]:
@@ -35,7 +41,7 @@ async def signed_form(request: Request, services: ServicesDep) -> ImmutableMulti
     query = request.scope.get("query_string", b"").decode("latin-1")
     url = services.settings.public_base_url + request.url.path + (f"?{query}" if query else "")
     signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature or not RequestValidator(services.webhook_token).validate(url, form, signature):
+    if not valid_signature(services.webhook_token, url, form, signature):
         raise Forbidden("bad or missing X-Twilio-Signature")
     return form
 
@@ -47,12 +53,17 @@ def _token(request: Request) -> str | None:
     return request.headers.get("I-Twilio-Idempotency-Token") or None
 
 
+def answers(services: Services) -> TwimlAnswers:
+    settings = services.settings
+    return TwimlAnswers(settings.public_base_url, settings.taskrouter_workflow_sid)
+
+
 def _render(reply: Reply, request: Request) -> Response:
     if reply.duplicate:
         request.state.webhook_outcome = "duplicate"
-    if reply.twiml is None:
+    if reply.body is None:
         return Response(status_code=204)
-    return Response(reply.twiml, media_type=TWIML)
+    return Response(reply.body, media_type=TWIML)
 
 
 def _durably(
@@ -84,11 +95,10 @@ def _durably(
         return fallback()
 
 
-CALLER_WAITING = {"/webhooks/twilio/voice", "/webhooks/twilio/ivr", "/webhooks/twilio/transfer"}
-
-
 def _fail_safe(services: Services) -> Callable[[], Response]:
-    return lambda: Response(services.platform.fail_safe_twiml(), media_type=TWIML)
+    """Nothing can be logged without the database, so only CALLGUARD_FAIL_SAFE decides."""
+    record = services.calls.fail_safe_records
+    return lambda: Response(answers(services).fail_safe(record), media_type=TWIML)
 
 
 def _accepted() -> Response:
@@ -97,11 +107,14 @@ def _accepted() -> Response:
 
 @router.post("/voice")
 def voice(request: Request, form: Form, services: ServicesDep) -> Response:
+    render = answers(services).render
     return _durably(
         request,
         form,
         services,
-        lambda: _render(services.platform.voice(form, _token(request)), request),
+        lambda: _render(
+            services.calls.arrived(forms.voice(form, _token(request)), render), request
+        ),
         _fail_safe(services),
     )
 
@@ -113,11 +126,14 @@ def ivr(
     services: ServicesDep,
     step: Annotated[int, Query(ge=1, le=1000)] = 1,
 ) -> Response:
+    render = answers(services).render
     return _durably(
         request,
         form,
         services,
-        lambda: _render(services.platform.ivr(form, step, _token(request)), request),
+        lambda: _render(
+            services.calls.menu_answered(forms.ivr(form, step, _token(request)), render), request
+        ),
         _fail_safe(services),
     )
 
@@ -132,12 +148,16 @@ def transfer(
     # A department id (the URL is ours): anything else would end up in the TwiML.
     department: Annotated[str, Query(max_length=64, pattern=DEPARTMENT_ID)] = "",
 ) -> Response:
+    render = answers(services).render
     return _durably(
         request,
         form,
         services,
         lambda: _render(
-            services.transfers.webhook(form, kind, transfer, department, _token(request)), request
+            services.transfers.leg_arrived(
+                forms.transfer(form, kind, transfer, department, _token(request)), render
+            ),
+            request,
         ),
         _fail_safe(services),
     )
@@ -146,12 +166,14 @@ def transfer(
 @router.post("/assignment")
 def assignment(request: Request, form: Form, services: ServicesDep) -> Response:
     """TaskRouter's assignment callback: answers its JSON instruction."""
+
+    def handle() -> Response:
+        offer, worker = forms.assignment(form, _token(request))
+        body = services.assignments.offered(offer, assignment_instruction(worker))
+        return Response(body, media_type="application/json")
+
     return _durably(
-        request,
-        form,
-        services,
-        lambda: JSONResponse(services.assignments.handle(form, _token(request))),
-        lambda: JSONResponse({"instruction": "dequeue"}),
+        request, form, services, handle, lambda: JSONResponse({"instruction": "dequeue"})
     )
 
 
@@ -161,7 +183,9 @@ def call_status(request: Request, form: Form, services: ServicesDep) -> Response
         request,
         form,
         services,
-        lambda: _render(services.platform.call_status(form, _token(request)), request),
+        lambda: _render(
+            services.calls.progressed(forms.call_status(form, _token(request))), request
+        ),
         _accepted,
     )
 
@@ -172,6 +196,9 @@ def recording_status(request: Request, form: Form, services: ServicesDep) -> Res
         request,
         form,
         services,
-        lambda: _render(services.platform.recording_status(form, _token(request)), request),
+        lambda: _render(
+            services.calls.recording_reported(forms.recording_status(form, _token(request))),
+            request,
+        ),
         _accepted,
     )

@@ -1,6 +1,6 @@
-"""The `Provider` backed by Twilio's REST API, through the official SDK.
-
-This is the only module of callguard that imports the Twilio SDK.
+"""Twilio's REST API through the official SDK, in Twilio's own shape (`TwilioApi`);
+app/platforms/twilio/control.py makes it callguard's `Provider`. Only this package imports
+the SDK: here, the webhook signature check and the TwiML builders.
 
 Where a behaviour comes from:
 
@@ -13,9 +13,7 @@ Where a behaviour comes from:
            "Getting Started with Call Recording Controls"), and the C# SDK takes a list
            with one space-separated entry (github.com/twilio/twilio-csharp/issues/849).
            The Python SDK sends each list item as a repeated form field, so we pass one item.
-* [16114]  https://www.twilio.com/docs/api/errors/16114 - resource busy (e.g. SIP transfer
-           in progress): "Retry the recording action request", so transient.
-* [20429]  Too Many Requests: retry later, so transient.
+* Errors are classified in app/platforms/twilio/errors.py.
 """
 
 from __future__ import annotations
@@ -30,12 +28,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from app.providers.base import (
-    ProviderError,
-    RecordingInfo,
-    RecordingStatus,
-    error_from_response,
-)
+from app.calls.provider import ProviderError, RecordingInfo, RecordingStatus
+from app.platforms.twilio.errors import error_from_response
 
 CALLBACK_EVENTS = "in-progress completed absent"  # [events]: one field, space-separated
 

@@ -1,0 +1,65 @@
+"""What a phone platform package (app/platforms/<name>/) gives callguard. The core — the
+call-control service (app/calls/), the pure policy (app/recording_policy/), retention and
+the audit log — speaks only callguard's vocabulary; a platform package holds everything of
+its platform: webhook routes and their authentication, the translation of its payloads to
+callguard's inputs (app/calls/inputs.py), the rendering of callguard's answers
+(app/calls/answers.py), its REST adapter (a `Provider`), where its audio is stored, its ids
+and its error classification.
+
+A new platform implements `PhonePlatform` and registers its name in app/platforms/__init__.py."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from fastapi import APIRouter
+
+from app.calls.journal import Entry
+from app.calls.provider import Provider, RecordingStore
+from app.config import Settings
+from app.retention.media import MediaSource
+
+if TYPE_CHECKING:
+    from app.runtime.services import Services
+
+
+class Worker(Protocol):
+    """A background thread `callguard serve` runs for the platform."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class PhonePlatform(Protocol):
+    name: str
+    # A regular expression for the ids of calls and recordings in the people's API paths.
+    id_pattern: str
+
+    def client(self, settings: Settings) -> Any:
+        """The platform's own API client (tests inject theirs into build_services)."""
+        ...
+
+    def provider(self, client: Any, settings: Settings) -> Provider:
+        """callguard's recording commands over that client."""
+        ...
+
+    def recording_store(self, client: Any, settings: Settings) -> RecordingStore: ...
+
+    def media(self, client: Any, settings: Settings) -> MediaSource:
+        """Where a recording's audio is streamed from."""
+        ...
+
+    def webhook_secret(self, settings: Settings) -> str:
+        """What the platform's webhooks are authenticated with."""
+        ...
+
+    def routers(self) -> list[APIRouter]:
+        """Its webhook routes (and any of its own)."""
+        ...
+
+    def replay(self, services: Services, entry: Entry) -> None:
+        """Apply one of its webhooks journalled while the database was down."""
+        ...
+
+    def workers(self, services: Services) -> list[Worker]: ...

@@ -1,0 +1,76 @@
+"""The simulator (CALLGUARD_PROVIDER=simulator, the default): a small Twilio-shaped phone
+platform inside the service, so callguard runs with no account. It IS Twilio-shaped on
+purpose: its webhooks are Twilio's (signed the same way, with TWILIO_AUTH_TOKEN or the
+development token), its answers TwiML, and its REST side has the Twilio adapter's shape,
+so the Twilio package's routes, forms and answers serve it unchanged.
+
+    platform.py   SimulatedPlatform: Twilio's recording state machine and callbacks (also
+                  behind the tests' Twilio-compatible server)
+    provider.py   its REST side, with a request log and fault injection
+    callbacks.py  sends its status callbacks, signed, to our own webhooks
+    routes.py     /simulator/… (hang up, inspect, faults), signed like webhooks
+    media.py      a silent WAV per recording; dev_token.py the development signing token
+    drive.py, scenarios.py   `callguard simulate`"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter
+
+from app.calls.journal import Entry
+from app.calls.provider import Provider, RecordingStore
+from app.config import Settings
+from app.platforms.twilio import TwilioPlatform
+from app.retention.media import MediaSource
+
+if TYPE_CHECKING:
+    from app.platforms.base import Worker
+    from app.runtime.services import Services
+
+
+class SimulatorPlatform:
+    name = "simulator"
+    id_pattern = TwilioPlatform.id_pattern
+    _twilio = TwilioPlatform()
+
+    def client(self, settings: Settings) -> Any:
+        from app.platforms.simulator.provider import SimulatorProvider
+
+        return SimulatorProvider()
+
+    def provider(self, client: Any, settings: Settings) -> Provider:
+        return self._twilio.provider(client, settings)
+
+    def recording_store(self, client: Any, settings: Settings) -> RecordingStore:
+        store: RecordingStore = client
+        return store
+
+    def media(self, client: Any, settings: Settings) -> MediaSource:
+        from app.platforms.simulator.media import SimulatedMedia
+
+        return SimulatedMedia(client)
+
+    def webhook_secret(self, settings: Settings) -> str:
+        from app.platforms.simulator.dev_token import dev_token
+
+        return settings.twilio_auth_token or dev_token()
+
+    def routers(self) -> list[APIRouter]:
+        from app.platforms.simulator.routes import router
+
+        return [*self._twilio.routers(), router]
+
+    def replay(self, services: Services, entry: Entry) -> None:
+        self._twilio.replay(services, entry)
+
+    def workers(self, services: Services) -> list[Worker]:
+        from app.platforms.simulator.callbacks import CallbackDispatcher
+        from app.platforms.simulator.provider import SimulatorProvider
+
+        if not isinstance(services.provider, SimulatorProvider):
+            return []  # a test injected another client
+        return [CallbackDispatcher(services.provider, services.webhook_token)]
+
+
+PLATFORM = SimulatorPlatform()

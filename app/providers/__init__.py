@@ -1,1 +1,0 @@
-"""Telephony providers: a Protocol and its adapters (Twilio, the simulator)."""
