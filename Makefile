@@ -18,8 +18,8 @@ run: $(STAMP)
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check app tests bench migrations
-	$(BIN)/ruff format --check app tests bench migrations
+	$(BIN)/ruff check app tests bench migrations deploy
+	$(BIN)/ruff format --check app tests bench migrations deploy
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
