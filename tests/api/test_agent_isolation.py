@@ -130,7 +130,7 @@ FORMS: dict[str, dict[str, str]] = {
     "/webhooks/twilio/ivr": {"CallSid": "{call_sid}", "Digits": "9"},  # opt the caller out
     "/webhooks/twilio/transfer": {"CallSid": "{call_sid}"},  # onto the non-recorded line
     "/webhooks/twilio/assignment": {
-        "ReservationSid": "WR1",
+        "ReservationSid": "WR" + "1" * 32,
         "TaskAttributes": '{"call_sid": "{call_sid}"}',
         "WorkerAttributes": '{"callguard_user": "ann"}',
     },

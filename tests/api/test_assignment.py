@@ -12,7 +12,9 @@ from app.storage.models import AuditEvent, Call
 from tests.factories import MAIN_NUMBER, Platform, make_user
 
 
-def _assignment(platform: Platform, call_sid: str, worker: dict, reservation: str = "WR1"):
+def _assignment(
+    platform: Platform, call_sid: str, worker: dict, reservation: str = "WR" + "1" * 32
+):
     return platform.post(
         "/webhooks/twilio/assignment",
         {
@@ -76,14 +78,16 @@ def test_unknown_person_still_dequeues_and_is_logged(platform: Platform, service
 
 def test_assignment_needs_a_signature(platform: Platform) -> None:
     response = platform.client.post(
-        "/webhooks/twilio/assignment", data={"ReservationSid": "WR1", "TaskAttributes": "{}"}
+        "/webhooks/twilio/assignment",
+        data={"ReservationSid": "WR" + "1" * 32, "TaskAttributes": "{}"},
     )
     assert response.status_code == 403
 
 
 def test_bad_task_attributes_are_a_400(platform: Platform) -> None:
     response = platform.post(
-        "/webhooks/twilio/assignment", {"ReservationSid": "WR9", "TaskAttributes": "not json"}
+        "/webhooks/twilio/assignment",
+        {"ReservationSid": "WR" + "9" * 32, "TaskAttributes": "not json"},
     )
     assert response.status_code == 400
 

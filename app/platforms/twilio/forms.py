@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -30,12 +30,29 @@ class BadWebhook(BadRequest):
     """A webhook without a field it must have (answered 400, nothing stored)."""
 
 
-# Twilio's SIDs: two letters and 32 hex digits. Anything alphanumeric that fits the
-# columns is taken (tests and the simulator's callers vary); a newline or control
-# character never is: the audit chain's message needs none in a sid (app/audit/chain.py).
-SID = re.compile(r"[A-Za-z0-9]{1,64}")
-# The same, for the people's API paths on this platform.
-ID_PATTERN = r"[A-Za-z0-9]{2,64}"
+# Twilio's SIDs: two fixed letters naming the kind and 32 lowercase hex digits. Each id
+# field is checked against its own kind: Twilio's signature joins names and values with
+# no separator, so a captured form rewritten as `CallSid=<sid>CallStatusringing` still
+# verifies, and only the exact format refuses it (issue 14).
+SID_KINDS = {
+    "CallSid": "CA",
+    "ParentCallSid": "CA",
+    "RecordingSid": "RE",
+    "AccountSid": "AC",
+    "ReservationSid": "WR",
+    "TaskSid": "WT",
+    "WorkerSid": "WK",
+}
+_HEX32 = "[0-9a-f]{32}"
+SID = re.compile(rf"CA{_HEX32}")  # a call's (TaskAttributes.call_sid)
+DIRECTIONS = frozenset(
+    {"inbound", "outbound-api", "outbound-dial", "trunking-originating", "trunking-terminating"}
+)
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+DIGITS = re.compile(r"[0-9*#]{0,32}")
+PERSON = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")  # a callguard user name
+EARLIEST = datetime(2008, 1, 1, tzinfo=UTC)  # before Twilio's voice API
+MEDIA_URL = re.compile(r"https://[\x21-\x7e]{1,490}")
 
 # Twilio's call statuses in the order a call moves through them; terminal ones share a rank.
 CALL_RANK = {
@@ -54,11 +71,41 @@ RECORDING_STATUSES = (RECORDING_STARTED, *RECORDING_ENDINGS)
 
 
 def required(form: Mapping[str, str], name: str) -> str:
-    value = form.get(name, "").strip()
+    value = form.get(name, "")
     if not value:
         raise BadWebhook(f"missing form field {name}")
-    if name.endswith("Sid") and not SID.fullmatch(value):
-        raise BadWebhook(f"form field {name} is not a SID (letters and digits, at most 64)")
+    _check_sid(name, value)
+    return value
+
+
+def _check_sid(name: str, value: str) -> None:
+    kind = SID_KINDS.get(name)
+    if kind and not re.fullmatch(kind + _HEX32, value):
+        raise BadWebhook(f"form field {name} is not a {kind} SID ({kind} and 32 hex digits)")
+
+
+def check_form(form: Mapping[str, str], pairs: int) -> None:
+    """What every Twilio form must be before any field is read: no key twice (Twilio never
+    sends one; the signature check and the handler could read different values) and each
+    SID field present well formed."""
+    if pairs != len(form):
+        raise BadWebhook("a form field appears more than once")
+    for name, value in form.items():
+        if name in SID_KINDS and value:
+            _check_sid(name, value)
+
+
+def dialled_number(form: Mapping[str, str]) -> str:
+    """The council number called, E.164; anything else (a SIP or client address, junk) is
+    no number of the policy's, kept as none rather than copied anywhere."""
+    value = form.get("To", "")
+    return value if E164.fullmatch(value) else ""
+
+
+def _one_of(form: Mapping[str, str], name: str, allowed: frozenset[str], default: str) -> str:
+    value = form.get(name) or default
+    if value not in allowed:
+        raise BadWebhook(f"form field {name} is not one Twilio sends")
     return value
 
 
@@ -81,14 +128,18 @@ def _count(value: str | None) -> int | None:
 
 
 def twilio_time(value: str | None) -> datetime | None:
-    """Twilio's RFC 2822 timestamps (`Tue, 10 Aug 2010 03:45:01 +0000`)."""
+    """Twilio's RFC 2822 timestamps (`Tue, 10 Aug 2010 03:45:01 +0000`); None for one that
+    cannot be a real event's (unreadable, no zone, or outside 2008 to a day from now: a
+    year-9999 start would overflow the destruction date)."""
     if not value:
         return None
     try:
         parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else None
+    if parsed.tzinfo is None or not EARLIEST <= parsed <= datetime.now(UTC) + timedelta(days=1):
+        return None
+    return parsed
 
 
 # Dedupe keys: one per thing that happens, never naming what a caller pressed.
@@ -109,19 +160,22 @@ def voice(form: Mapping[str, str], token: str | None) -> CallArrived:
     call_sid = required(form, "CallSid")
     return CallArrived(
         call_sid=call_sid,
-        dialled=form.get("To", ""),
+        dialled=dialled_number(form),
         caller=form.get("From"),
         delivery=Delivery(voice_key(call_sid), token),
-        direction=form.get("Direction", "inbound"),
+        direction=_one_of(form, "Direction", DIRECTIONS, "inbound"),
     )
 
 
 def ivr(form: Mapping[str, str], step: int, token: str | None) -> MenuAnswered:
     call_sid = required(form, "CallSid")
+    digits = form.get("Digits")
+    if digits is not None and not DIGITS.fullmatch(digits):
+        raise BadWebhook("Digits holds something no keypad sends")
     return MenuAnswered(
         call_sid=call_sid,
         step=step,
-        digits=form.get("Digits"),
+        digits=digits,
         delivery=Delivery(ivr_key(call_sid, step), token),
     )
 
@@ -140,7 +194,7 @@ def call_status(form: Mapping[str, str], token: str | None) -> CallProgressed:
         sequence=sequence,
         ended=CALL_RANK[status] == ENDED_RANK,
         occurred_at=twilio_time(form.get("Timestamp")),
-        dialled=form.get("To") or None,
+        dialled=dialled_number(form) or None,
         delivery=Delivery(f"call-status:{call_sid}:{status}:{sequence}", token),
     )
 
@@ -157,7 +211,7 @@ def recording_status(form: Mapping[str, str], token: str | None) -> RecordingRep
         status=status,
         duration_seconds=_count(form.get("RecordingDuration")),
         started_at=twilio_time(form.get("RecordingStartTime")),
-        media_url=form.get("RecordingUrl") or None,
+        media_url=url if MEDIA_URL.fullmatch(url := form.get("RecordingUrl", "")) else None,
         error_code=_count(form.get("ErrorCode")),
         delivery=Delivery(f"recording-status:{recording_sid}:{status}", token),
     )
@@ -187,11 +241,12 @@ def _json_object(form: Mapping[str, str], name: str) -> dict[str, Any]:
 
 
 def person_for(worker: Mapping[str, Any]) -> str | None:
-    """`callguard_user`, else the worker's `contact_uri` without `client:`."""
+    """`callguard_user`, else the worker's `contact_uri` without `client:`; only a value
+    shaped like a callguard user name (it is looked up, and named in the audit log)."""
     name = worker.get("callguard_user")
     if not name and isinstance(worker.get("contact_uri"), str):
         name = worker["contact_uri"].removeprefix("client:")
-    return str(name) if name else None
+    return name if isinstance(name, str) and PERSON.fullmatch(name) else None
 
 
 def assignment(

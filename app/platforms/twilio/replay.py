@@ -46,7 +46,7 @@ def replay(services: Services, entry: Entry) -> None:
             answered = forms.ivr(form, int(query.get("step", "1")), token)
             calls.replay_fail_safe(
                 answered.call_sid,
-                form.get("To"),
+                forms.dialled_number(form),
                 answered.digits,
                 Delivery(answered.delivery.key),
                 "ivr",
@@ -61,7 +61,12 @@ def replay(services: Services, entry: Entry) -> None:
                 token,
             )
             calls.replay_fail_safe(
-                leg.call_sid, form.get("To"), None, Delivery(leg.delivery.key), "transfer", received
+                leg.call_sid,
+                forms.dialled_number(form),
+                None,
+                Delivery(leg.delivery.key),
+                "transfer",
+                received,
             )
         case other:
             log.warning("journal_entry_unknown_path", path=other, entry=entry.name)

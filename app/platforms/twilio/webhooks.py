@@ -34,15 +34,17 @@ CALLER_WAITING = {"/webhooks/twilio/voice", "/webhooks/twilio/ivr", "/webhooks/t
 
 async def signed_form(request: Request, services: ServicesDep) -> ImmutableMultiDict[str, str]:
     """The form, once its X-Twilio-Signature is right for the public URL the platform
-    called: CALLGUARD_PUBLIC_BASE_URL + path + raw query, so it holds behind a TLS
-    proxy and on non-default ports."""
+    called (CALLGUARD_PUBLIC_BASE_URL + path + raw query, so it holds behind a TLS proxy
+    and on non-default ports) and it is a form Twilio could send (forms.check_form)."""
     body = (await request.body()).decode("utf-8", errors="replace")
-    form = ImmutableMultiDict(parse_qsl(body, keep_blank_values=True))
+    pairs = parse_qsl(body, keep_blank_values=True)
+    form = ImmutableMultiDict(pairs)
     query = request.scope.get("query_string", b"").decode("latin-1")
     url = services.settings.public_base_url + request.url.path + (f"?{query}" if query else "")
     signature = request.headers.get("X-Twilio-Signature", "")
     if not valid_signature(services.webhook_token, url, form, signature):
         raise Forbidden("bad or missing X-Twilio-Signature")
+    forms.check_form(form, len(pairs))
     return form
 
 

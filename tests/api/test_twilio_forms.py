@@ -1,0 +1,158 @@
+"""Twilio forms are checked against what Twilio can send before anything is stored (issue 14,
+item 2): a captured signed webhook rewritten into another one that still verifies (Twilio's
+signature joins names and values with no separator) is refused, as is a duplicated key, a
+SID of the wrong kind or shape, and values no keypad or Twilio sends; free-form values never
+reach the audit log. Odd numbers in a recording's completion are dropped, never a 500
+(item 4)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+import pytest
+from sqlalchemy import func, select
+
+from app.storage.models import AuditEvent, Call, Recording, WebhookReceipt
+from tests.factories import ACCOUNT_SID, DEFAULT_CALLER, MAIN_NUMBER, Platform, new_call_sid
+
+VOICE = "/webhooks/twilio/voice"
+
+
+def _rows(session) -> tuple[int, int, int]:
+    return tuple(  # type: ignore[return-value]
+        session.scalar(select(func.count()).select_from(t))
+        for t in (Call, AuditEvent, WebhookReceipt)
+    )
+
+
+def _signature(platform: Platform, path: str, pairs: list[tuple[str, str]]) -> str:
+    """Twilio's algorithm over a list of pairs (the SDK's takes a dict, so no duplicates)."""
+    data = platform.settings.public_base_url + path + "".join(k + v for k, v in sorted(pairs))
+    key = (platform.settings.twilio_auth_token or "").encode()
+    return base64.b64encode(hmac.new(key, data.encode(), hashlib.sha1).digest()).decode()
+
+
+def _post_pairs(platform: Platform, path: str, pairs: list[tuple[str, str]], signature: str):
+    return platform.client.post(
+        path,
+        content="&".join(f"{k}={v.replace('+', '%2B')}" for k, v in pairs),
+        headers={
+            "X-Twilio-Signature": signature,
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+
+
+def _voice_form(call_sid: str) -> dict[str, str]:
+    return {
+        "AccountSid": ACCOUNT_SID,
+        "CallSid": call_sid,
+        "CallStatus": "ringing",
+        "Direction": "inbound",
+        "From": DEFAULT_CALLER,
+        "To": MAIN_NUMBER,
+    }
+
+
+def test_a_boundary_moved_into_the_call_sid_is_refused(platform: Platform, session) -> None:
+    call_sid = new_call_sid()
+    form = _voice_form(call_sid)
+    signature = platform.sign(VOICE, form)
+    del form["CallStatus"]
+    form["CallSid"] = f"{call_sid}CallStatusringing"
+    # The signature still verifies: the attack is real, only the SID's format stops it.
+    assert platform.sign(VOICE, form) == signature
+    before = _rows(session)
+    response = platform.client.post(VOICE, data=form, headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 400
+    assert "CallSid" in response.json()["detail"]
+    session.expire_all()
+    assert _rows(session) == before
+
+
+def test_a_number_moved_into_direction_never_reaches_the_audit_log(
+    platform: Platform, session
+) -> None:
+    call_sid = new_call_sid()
+    form = _voice_form(call_sid)
+    signature = platform.sign(VOICE, form)
+    del form["From"]
+    form["Direction"] = f"inboundFrom{DEFAULT_CALLER}"
+    assert platform.sign(VOICE, form) == signature
+    before = _rows(session)
+    response = platform.client.post(VOICE, data=form, headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 400
+    session.expire_all()
+    assert _rows(session) == before
+    bodies = session.scalars(select(AuditEvent.body)).all()
+    assert not any(DEFAULT_CALLER[1:] in str(b) for b in bodies)
+
+
+def test_a_duplicated_key_is_refused(platform: Platform, session) -> None:
+    call_sid, other = new_call_sid(), new_call_sid()
+    pairs = [*_voice_form(call_sid).items(), ("CallSid", other)]
+    before = _rows(session)
+    response = _post_pairs(platform, VOICE, pairs, _signature(platform, VOICE, pairs))
+    assert response.status_code == 400
+    assert "more than once" in response.json()["detail"]
+    session.expire_all()
+    assert _rows(session) == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("CallSid", "CA" + "A" * 32),  # upper-case hex
+        ("CallSid", "RE" + "a" * 32),  # another kind's letters
+        ("CallSid", "CA" + "a" * 31),
+        ("AccountSid", "AC123"),
+        ("ParentCallSid", "CA" + "g" * 32),
+        ("Direction", "sideways"),
+        ("Digits", "1\n2"),
+    ],
+)
+def test_values_twilio_never_sends_are_refused(
+    platform: Platform, session, field: str, value: str
+) -> None:
+    form = {**_voice_form(new_call_sid()), field: value}
+    path = VOICE if field != "Digits" else "/webhooks/twilio/ivr?step=1"
+    before = _rows(session)
+    assert platform.post(path, form).status_code == 400
+    session.expire_all()
+    assert _rows(session) == before
+
+
+def test_a_dialled_address_that_is_no_number_is_not_copied(platform: Platform, session) -> None:
+    call_sid = new_call_sid()
+    assert platform.voice(call_sid, "sip:evil@example.com;x=+447700900123").status_code == 200
+    session.expire_all()
+    assert session.get(Call, call_sid).dialled_number is None
+    started = session.scalars(
+        select(AuditEvent).where(AuditEvent.call_sid == call_sid, AuditEvent.type == "call.started")
+    ).one()
+    assert started.detail["dialled"] == ""
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"RecordingDuration": "²"},
+        {"RecordingDuration": "9" * 5000},
+        {"RecordingDuration": "99999999999999999"},
+        {"RecordingDuration": "12", "RecordingStartTime": "Fri, 31 Dec 9999 23:59:59 +0000"},
+        {"ErrorCode": "²"},
+    ],
+    ids=["superscript", "5000-nines", "17-nines", "year-9999", "error-code"],
+)
+def test_odd_numbers_still_complete_the_recording(platform: Platform, session, extra) -> None:
+    call_sid = platform.queue_call(MAIN_NUMBER, ["1"])
+    recording_sid = platform.simulator.recordings(call_sid)[0].sid
+    response = platform.recording_status(call_sid, recording_sid, "completed", **extra)
+    assert response.status_code == 204
+    session.expire_all()
+    recording = session.get(Recording, recording_sid)
+    assert recording.status == "completed"
+    assert recording.destroy_after is not None
+    assert recording.completed_at.year < 9999
