@@ -62,6 +62,25 @@ def test_policy_check_good_and_bad() -> None:
     assert "bad-missing-email.toml" in bad.output and "email" in bad.output
 
 
+def test_policy_check_names_the_line_and_department_one_problem_a_line(tmp_path: Path) -> None:
+    # The default policy with the typo, then a value that reads as console markup.
+    source = DEFAULT_POLICY_PATH.read_text()
+    typo = source.replace('retention = "P2Y130D"', 'retention = "P13OD"', 1)
+    number = typo.splitlines().index('retention = "P13OD"') + 1
+    digit = typo.splitlines().index('opt_out_digit = "9"') + 1
+    file = tmp_path / "policy.toml"
+    file.write_text(typo.replace('opt_out_digit = "9"', 'opt_out_digit = "[/red][bold]9"'))
+    result = runner.invoke(cli, ["policy", "check", str(file)])
+    assert result.exit_code == 1
+    # Each problem on a line of its own, never wrapped, whatever the terminal's width.
+    assert result.output.splitlines() == [
+        f"invalid policy: {file}:{digit}: opt_out_digit: '[/red][bold]9' is not a single keypad"
+        " digit 0-9",
+        f"{file}:{number}: departments[1] (id \"revenues-and-benefits\").retention: 'P13OD' is"
+        " not an ISO-8601 duration such as P130D or P2Y130D",
+    ]
+
+
 def test_policy_activate_stores_each_distinct_content_once(env: str, tmp_path: Path) -> None:
     source = DEFAULT_POLICY_PATH.read_text()
     first = runner.invoke(cli, ["policy", "activate", str(DEFAULT_POLICY_PATH)])

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 
 from app import audit
 from app.callers.numbers import NumberVault, vault
 from app.calls.provider import RecordingStore
-from app.cli.policy import policy_cli
+from app.cli.policy import policy_cli, policy_refused
 from app.cli.root import cli, configured, err, open_sessions, out
 from app.config import Settings
 from app.errors import DomainError
@@ -45,7 +46,7 @@ def _say(text: str) -> None:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]{message}[/red]")
+    err.print(f"[red]{escape(message)}[/red]")  # it may quote a file's or a user's text
     return typer.Exit(code)
 
 
@@ -200,7 +201,7 @@ def policy_dry_run(
     try:
         candidate = load_policy_file(file)
     except PolicyError as exc:
-        raise _fail(f"invalid policy: {exc}") from None
+        raise policy_refused(exc) from None
     settings = configured()
     # A read-only snapshot: a long dry run over a large database makes no writer wait.
     with read_only_session(make_engine(settings.database_url)) as session:

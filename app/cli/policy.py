@@ -5,12 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from app.cli.root import cli, err, open_sessions, out
 from app.storage.db import unit_of_work
 
 policy_cli = typer.Typer(help="Recording policy files and versions", no_args_is_help=True)
 cli.add_typer(policy_cli, name="policy")
+
+
+def policy_refused(exc: Exception) -> typer.Exit:
+    # Escaped: the message quotes the file's values, which must not be read as markup.
+    # Unwrapped: each problem is one "file:line: field: problem" line, as compilers print.
+    err.print(f"[red]invalid policy:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
 
 
 @policy_cli.command("check")
@@ -21,8 +29,7 @@ def policy_check(file: Path) -> None:
     try:
         policy = load_policy_file(file)
     except PolicyError as exc:
-        err.print(f"[red]invalid policy:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        raise policy_refused(exc) from None
     recorded = [d.id for d in policy.departments if d.recorded]
     out.print(
         f"{file}: valid — {len(policy.departments)} departments, recorded: {', '.join(recorded)}",
@@ -39,8 +46,7 @@ def policy_activate(file: Path) -> None:
     try:
         policy = load_policy_file(file)
     except PolicyError as exc:
-        err.print(f"[red]invalid policy:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        raise policy_refused(exc) from None
     with unit_of_work(open_sessions()) as session:
         version, changed = activate(session, policy, file.read_text(encoding="utf-8"), "cli")
     out.print(

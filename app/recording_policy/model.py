@@ -7,6 +7,7 @@ import json
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +22,7 @@ from pydantic import (
 )
 
 from .duration import IsoDuration, parse_duration
+from .locate import Loc, key_lines, line_of
 
 DEFAULT_POLICY_PATH: Path = Path(__file__).with_name("default_policy.toml")
 
@@ -36,11 +38,30 @@ class OptOutAction(StrEnum):
     ADVISE_EMAIL = "advise_email"
 
 
-class PolicyError(ValueError):
-    """A policy that cannot be used; the message is ``<source>: <field path>: <problem>``."""
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a policy: the field (with the department's id when it has a
+    readable one), what is wrong, and the file's line when the policy came from text."""
 
-    def __init__(self, message: str, *, source: str = "", problems: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
+    where: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+    def located(self, source: str) -> str:
+        # "file:line: " as compilers write it, so editors and terminals can jump there.
+        at = source if self.line is None else f"{source}:{self.line}"
+        return f"{at}: {self}"
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be used; one line per problem: ``<source>[:<line>]: <field>:
+    <problem>``."""
+
+    def __init__(self, source: str, problems: tuple[Problem, ...]) -> None:
+        super().__init__("\n".join(p.located(source) for p in problems))
         self.source = source
         self.problems = problems
 
@@ -52,8 +73,8 @@ class _Problems(ValueError):
     into PolicyError instead of being flattened into one message.
     """
 
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{path}: {problem}" for path, problem in problems))
+    def __init__(self, problems: list[tuple[Loc, str]]) -> None:
+        super().__init__("; ".join(f"{_path(loc)}: {problem}" for loc, problem in problems))
         self.problems = problems
 
 
@@ -111,7 +132,7 @@ class Department(BaseModel):
     @model_validator(mode="after")
     def _email_for_advice(self) -> Department:
         if self.opt_out is OptOutAction.ADVISE_EMAIL and self.email is None:
-            raise _Problems([("email", "required when opt_out is advise_email")])
+            raise _Problems([(("email",), "required when opt_out is advise_email")])
         return self
 
     @property
@@ -135,53 +156,58 @@ class Policy(BaseModel):
         problems = [*self._check_lines(), *self._check_departments()]
         if self.department(self.fallback_department) is None:
             problems.append(
-                ("fallback_department", f"{self.fallback_department!r} is not a defined department")
+                (
+                    ("fallback_department",),
+                    f"{self.fallback_department!r} is not a defined department",
+                )
             )
         if problems:
             raise _Problems(problems)
         return self
 
-    def _check_lines(self) -> Iterable[tuple[str, str]]:
+    def _check_lines(self) -> Iterable[tuple[Loc, str]]:
         if not self.main_numbers:
-            yield "main_numbers", "at least one number is required"
+            yield ("main_numbers",), "at least one number is required"
         if not self.departments:
-            yield "departments", "at least one department is required"
+            yield ("departments",), "at least one department is required"
         seen: set[str] = set()
         for i, number in enumerate(self.main_numbers):
             if number in seen:
-                yield f"main_numbers[{i}]", f"{number} is listed twice"
+                yield ("main_numbers", i), f"{number} is listed twice"
             seen.add(number)
         for field in ("payment_line", "non_recorded_line"):
             number = getattr(self, field)
             if number in seen:
-                yield field, f"{number} is already a main number or the payment line"
+                yield (field,), f"{number} is already a main number or the payment line"
             seen.add(number)
 
-    def _check_departments(self) -> Iterable[tuple[str, str]]:
+    def _check_departments(self) -> Iterable[tuple[Loc, str]]:
         lines = {n: "a main number" for n in self.main_numbers}
         lines[self.payment_line] = "the payment line"
         lines[self.non_recorded_line] = "the non-recorded line"
         ids: dict[str, int] = {}
         digits: dict[str, int] = {}
         owners: dict[str, int] = {}
+        # The other department of a clash, named as the message's own subject is.
+        other = {i: _department(i, d.id) for i, d in enumerate(self.departments)}
         for i, dept in enumerate(self.departments):
-            at = f"departments[{i}]"
+            at = ("departments", i)
             if dept.id in ids:
-                yield f"{at}.id", f"{dept.id!r} is already used by departments[{ids[dept.id]}]"
+                yield (*at, "id"), f"{dept.id!r} is already used by {other[ids[dept.id]]}"
             ids.setdefault(dept.id, i)
             digit = dept.ivr_digit
             if digit is not None:
                 if digit == self.opt_out_digit:
-                    yield f"{at}.ivr_digit", f"{digit!r} is the opt_out_digit"
+                    yield (*at, "ivr_digit"), f"{digit!r} is the opt_out_digit"
                 elif (j := digits.get(digit)) is not None:
-                    yield f"{at}.ivr_digit", f"{digit!r} is already used by departments[{j}]"
+                    yield (*at, "ivr_digit"), f"{digit!r} is already used by {other[j]}"
                 digits.setdefault(digit, i)
             for k, number in enumerate(dept.numbers):
                 if number in lines:
-                    yield f"{at}.numbers[{k}]", f"{number} is {lines[number]}"
+                    yield (*at, "numbers", k), f"{number} is {lines[number]}"
                 elif (j := owners.get(number)) is not None:
-                    owner = "this department" if j == i else f"departments[{j}]"
-                    yield f"{at}.numbers[{k}]", f"{number} already belongs to {owner}"
+                    owner = "this department" if j == i else other[j]
+                    yield (*at, "numbers", k), f"{number} already belongs to {owner}"
                 owners.setdefault(number, i)
 
     def department(self, id: str) -> Department | None:
@@ -213,46 +239,77 @@ class Policy(BaseModel):
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
+def _path(loc: Loc) -> str:
     return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+
+
+def _department(index: int, id: object) -> str:
+    """``departments[1] (id "benefits")``: the index alone is hard to count to in a long
+    file. An id that is not short printable text is left out rather than echoed."""
+    readable = isinstance(id, str) and 0 < len(id) <= 64 and id.isprintable()
+    return f"departments[{index}]" + (
+        f" (id {json.dumps(id, ensure_ascii=False)})" if readable else ""
+    )
+
+
+def _where(loc: Loc, data: Mapping[str, Any]) -> str:
+    match loc:
+        case ("departments", int(index), *rest):
+            departments = data.get("departments")
+            found = departments[index] if isinstance(departments, list | tuple) else None
+            id = found.get("id") if isinstance(found, Mapping) else None
+            return _department(index, id) + "".join(
+                f"[{part}]" if isinstance(part, int) else f".{part}" for part in rest
+            )
+    return _path(loc) or "(top level)"
 
 
 # Pydantic's wording for the mistakes an officer editing the file makes most.
 _PLAIN = {"missing": "required", "extra_forbidden": "not a known field (check the spelling)"}
 
 
-def _describe(error: ValidationError) -> list[str]:
-    found: list[str] = []
+def _describe(
+    error: ValidationError, data: Mapping[str, Any], lines: Mapping[Loc, int]
+) -> tuple[Problem, ...]:
+    found: list[tuple[Loc, str]] = []
     for item in error.errors():
-        prefix = _path(item["loc"])
+        loc = tuple(item["loc"])
         cause = item.get("ctx", {}).get("error")
         if isinstance(cause, _Problems):
-            pairs = [(f"{prefix}.{path}" if prefix else path, msg) for path, msg in cause.problems]
+            found.extend(((*loc, *sub), msg) for sub, msg in cause.problems)
         else:
-            msg = _PLAIN.get(item["type"]) or item["msg"].removeprefix("Value error, ")
-            pairs = [(prefix or "(top level)", msg)]
-        found.extend(f"{path}: {msg}" for path, msg in pairs)
-    return found
+            found.append(
+                (loc, _PLAIN.get(item["type"]) or item["msg"].removeprefix("Value error, "))
+            )
+    return tuple(Problem(_where(loc, data), msg, line_of(lines, loc)) for loc, msg in found)
 
 
-def _refuse(source: str, problems: list[str]) -> PolicyError:
-    return PolicyError(f"{source}: " + "; ".join(problems), source=source, problems=tuple(problems))
+# tomllib puts the position in the message only: "... (at line 5, column 3)".
+_TOML_LINE = re.compile(r"\(at line ([0-9]+), column [0-9]+\)")
+
+
+def _validate(data: Mapping[str, Any], source: str, text: str | None) -> Policy:
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as error:
+        # Lines are looked for only once a file is refused: a valid one never pays for it.
+        lines = key_lines(text) if text is not None else {}
+        raise PolicyError(source, _describe(error, data, lines)) from error
 
 
 def load_policy_data(data: Mapping[str, Any], source: str) -> Policy:
     """Validate already-parsed policy data (e.g. a stored version's public dict)."""
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as error:
-        raise _refuse(source, _describe(error)) from error
+    return _validate(data, source, None)
 
 
 def load_policy_text(text: str, source: str) -> Policy:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise _refuse(source, [f"invalid TOML: {error}"]) from error
-    return load_policy_data(data, source)
+        at = _TOML_LINE.search(str(error))
+        line = int(at.group(1)) if at else None
+        raise PolicyError(source, (Problem("invalid TOML", str(error), line),)) from error
+    return _validate(data, source, text)
 
 
 def load_policy_file(path: str | Path) -> Policy:
@@ -260,7 +317,10 @@ def load_policy_file(path: str | Path) -> Policy:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
-        raise _refuse(source, [f"cannot read: {error.strerror or error}"]) from error
+        raise PolicyError(
+            source, (Problem("cannot read", str(error.strerror or error)),)
+        ) from error
     except UnicodeDecodeError as error:
-        raise _refuse(source, [f"cannot read: not UTF-8 text ({error.reason})"]) from error
+        problem = Problem("cannot read", f"not UTF-8 text ({error.reason})")
+        raise PolicyError(source, (problem,)) from error
     return load_policy_text(text, source)

@@ -102,9 +102,9 @@ def supervisor_token(centre: Centre) -> str:
     return centre.user("sue", Role.SUPERVISOR)
 
 
-def open_console(browser: Any, centre: Centre, token: str) -> Any:
+def open_console(browser: Any, centre: Centre, token: str, width: int = 1100) -> Any:
     """A new browser context (its own sessionStorage), signed in with the keyboard."""
-    page = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
+    page = browser.new_context(viewport={"width": width, "height": 800}).new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     # (An HTTP error status is logged by Chromium as "Failed to load resource": expected.)
@@ -334,3 +334,159 @@ def test_the_accessibility_audit_does_find_a_violation(
     page.evaluate("document.querySelector('main').append(document.createElement('input'))")
     audit = axe.run(page, options={"runOnly": {"type": "tag", "values": WCAG_AA}})
     assert "label" in {violation["id"] for violation in audit.response["violations"]}
+
+
+# --- layout, the primary action, the transfer choice, the favicon (issue 14, item 12) ---
+
+PHONE, DESKTOP = 390, 1280
+
+# The height of an element's content box in lines of its own text.
+LINES = """node => {
+    const s = getComputedStyle(node);
+    const line = s.lineHeight.endsWith("px")
+        ? parseFloat(s.lineHeight) : parseFloat(s.lineHeight) * parseFloat(s.fontSize);
+    const box = node.getBoundingClientRect().height;
+    const frame = ["paddingTop", "paddingBottom", "borderTopWidth", "borderBottomWidth"]
+        .reduce((sum, side) => sum + parseFloat(s[side]), 0);
+    return (box - frame) / line;
+}"""
+
+
+def assert_fits(page: Any) -> None:
+    """Nothing scrolls sideways, and Sign out is on one line."""
+    scroll, client = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    wide = page.evaluate(
+        """width => [...document.querySelectorAll("body *")]
+            .filter((node) => node.getBoundingClientRect().right > width)
+            .map((node) => `${node.tagName}.${node.className}`)""",
+        client,
+    )
+    assert scroll <= client, f"the page is {scroll}px wide in a {client}px window: {wide}"
+    sign_out = page.get_by_role("button", name="Sign out")
+    expect(sign_out).to_be_visible()
+    assert sign_out.evaluate(LINES) == pytest.approx(1, abs=0.05)
+
+
+STYLE = """node => {
+    const s = getComputedStyle(node);
+    return [s.backgroundColor, s.color, s.borderColor, s.fontWeight];
+}"""
+
+
+@pytest.mark.parametrize("width", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_the_console_fits_the_window_and_pausing_is_the_primary_action(
+    browser: Any, centre: Centre, supervisor_token: str, width: int
+) -> None:
+    centre.user("ann", Role.AGENT)
+    # The longest department name, and a supervisor's page: the most buttons a card has.
+    call_sid = centre.call("revenues-and-benefits", "ann", supervisor_token)
+    page = open_console(browser, centre, supervisor_token, width=width)
+    theirs = card(page, call_sid)
+    expect(theirs.locator(".state-label")).to_have_text("RECORDING")
+    assert_fits(page)
+    # "call …5e910f" stays whole when the title wraps.
+    assert theirs.locator(".title-call").evaluate("node => node.getClientRects().length") == 1
+
+    # Pausing is the one action that matters most: it looks unlike every other button.
+    pause = theirs.get_by_role("button", name="Pause for payment")
+    primary = pause.evaluate(STYLE)
+    others = theirs.locator(".actions button:visible:not(.pause)")
+    assert others.count() >= 4
+    for index in range(others.count()):
+        other = others.nth(index).evaluate(STYLE)
+        assert primary[0] != other[0] and primary[1] != other[1], (primary, other)
+    assert pause.evaluate(LINES) == pytest.approx(1, abs=0.05)  # its label is not broken up
+    shot(page, f"layout-{width}-1-recording")
+
+    theirs.get_by_role("button", name="Event timeline").click()
+    expect(theirs.locator(".events")).to_contain_text("recording.started")
+    assert_fits(page)
+    shot(page, f"layout-{width}-2-timeline")
+
+    pause.click()
+    expect(theirs.locator(".state-label")).to_have_text("PAUSED FOR PAYMENT")
+    # Resuming is not dressed as the primary action: a habit click cannot resume.
+    resume = theirs.get_by_role("button", name="Payment finished — resume")
+    assert resume.evaluate(STYLE)[0] != primary[0]
+    assert_fits(page)
+    shot(page, f"layout-{width}-3-paused")
+
+    theirs.get_by_role("button", name="Move to non-recorded line").click()
+    expect(page.get_by_role("dialog")).to_be_visible()
+    assert_fits(page)
+    shot(page, f"layout-{width}-4-non-recorded-dialog")
+
+
+@pytest.mark.parametrize("width", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_a_transfer_needs_a_department_chosen_first(
+    browser: Any, centre: Centre, supervisor_token: str, width: int
+) -> None:
+    token = centre.user("ann", Role.AGENT)
+    call_sid = centre.call("contact-harlow", "ann", supervisor_token)
+    page = open_console(browser, centre, token, width=width)
+    transfers: list[str] = []
+    page.on("request", lambda r: transfers.append(r.url) if "/transfer" in r.url else None)
+    mine = card(page, call_sid)
+    menu = mine.get_by_label("Transfer to")
+    go = mine.get_by_role("button", name="Transfer", exact=True)
+    # Nothing is chosen for the agent: the first option says what to do.
+    expect(menu).to_have_value("")
+    expect(menu.locator("option:checked")).to_have_text("Choose a department")
+    expect(go).to_have_attribute("aria-disabled", "true")
+    assert_fits(page)
+    shot(page, f"transfer-{width}-1-nothing-chosen")
+
+    # Pressed anyway (it stays focusable so that it can say why): refused, said, no request.
+    tab_to(page, go)
+    page.keyboard.press("Enter")
+    go.click(force=True)  # (force: Playwright itself will not click an aria-disabled button)
+    expect(mine.get_by_role("status")).to_have_text("Choose a department to transfer to first.")
+    expect(menu).to_be_focused()
+    assert transfers == []
+    assert "transfer" not in centre.commands(call_sid)
+    expect(mine).to_contain_text("Contact Harlow")
+    shot(page, f"transfer-{width}-2-refused")
+
+    menu.select_option(label="Planning (not recorded)")
+    expect(go).to_have_attribute("aria-disabled", "false")
+    menu.select_option(value="")  # back to nothing chosen: refused again
+    expect(go).to_have_attribute("aria-disabled", "true")
+    menu.select_option(label="Planning (not recorded)")
+    go.click()
+    expect(mine).to_have_count(0)
+    expect(page.get_by_role("status").first).to_contain_text("transferred to Planning")
+    assert len(transfers) == 1
+
+
+def test_the_page_has_a_favicon_and_nothing_it_loads_is_missing(
+    browser: Any, centre: Centre, supervisor_token: str
+) -> None:
+    context = browser.new_context(viewport={"width": PHONE, "height": 800})
+    page = context.new_page()
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.goto(f"{centre.base}/console")
+    expect(page.get_by_label("Your access token")).to_be_focused()
+    assert page.evaluate(  # the sign-in page fits a phone too
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
+    href = page.locator('link[rel="icon"]').get_attribute("href")
+    assert href is not None
+    icon = context.request.get(f"{centre.base}{href}")
+    assert icon.status == 200
+    assert icon.headers["content-type"].startswith("image/")
+    # The icon loads under the page's own CSP (img-src): drawn into an <img>, it has a size.
+    size = page.evaluate(
+        """href => new Promise((done) => {
+            const img = new Image();
+            img.onload = () => done([img.naturalWidth, img.naturalHeight]);
+            img.onerror = () => done(null);
+            img.src = href;
+        })""",
+        href,
+    )
+    assert size is not None and min(size) > 0
+    page.reload()
+    assert failed == []

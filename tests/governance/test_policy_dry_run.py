@@ -93,7 +93,9 @@ def test_dry_run_reports_decisions_and_dates_that_would_differ_and_changes_nothi
 
 def test_dry_run_refuses_an_invalid_policy(run_cli, tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text('name = "x"\n', encoding="utf-8")
+    # A value that reads as console markup is quoted as written, not interpreted.
+    bad.write_text('name = "x"\nopt_out_digit = "[/red]"\n', encoding="utf-8")
     result = run_cli("policy", "dry-run", str(bad))
     assert result.exit_code == 1
     assert "invalid policy" in result.output
+    assert f"{bad}:2: opt_out_digit: '[/red]' is not a single keypad digit" in result.output

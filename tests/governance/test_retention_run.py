@@ -237,6 +237,9 @@ def test_the_cli_against_twilio_exits_non_zero_on_a_500_then_destroys_on_the_nex
     assert deleted[next(p for p in deleted if still_due[0] in p)] == 2  # the 500, then the retry
     assert all(recording(services, sid).destroyed_at is not None for sid in sids)
     assert run_cli("retention", "run", "--now", "not-a-date", env=env).exit_code == 2
+    markup = run_cli("retention", "run", "--now", "[/red]", env=env)  # quoted, not markup
+    assert markup.exit_code == 2
+    assert "--now '[/red]' is not an ISO-8601 date" in markup.output
 
 
 class Counting(SimulatorProvider):

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from app.recording_policy import (
     OptOutAction,
     Policy,
     PolicyError,
+    load_policy_data,
     load_policy_file,
     load_policy_text,
     parse_duration,
@@ -134,47 +136,80 @@ def test_unrecorded_department_retention_defaults_and_durations_are_canonical() 
 # --- refused files name the source and the field (P8) ---
 
 
-# Each fixture differs from good-minimal.toml in one field.
+# Each fixture differs from good-minimal.toml in one field: (line, message).
 BAD_FILES = {
-    "bad-retention": "departments[1].retention: 'P13OD' is not an ISO-8601 duration such as"
-    " P130D or P2Y130D",
-    "bad-missing-email": "departments[1].email: required when opt_out is advise_email",
-    "bad-duplicate-ivr-digit": "departments[1].ivr_digit: '1' is already used by departments[0]",
-    "bad-ivr-digit-is-opt-out": "departments[1].ivr_digit: '9' is the opt_out_digit",
-    "bad-duplicate-department-id": "departments[2].id: 'benefits' is already used",
-    "bad-number-in-two-departments": "departments[2].numbers[0]: +441632960010 already belongs"
-    " to departments[0]",
-    "bad-number-is-payment-line": "departments[2].numbers[0]: +441632960600 is the payment line",
-    "bad-unknown-fallback": "fallback_department: 'reception' is not a defined department",
-    "bad-unknown-key": "departments[2].colour: not a known field",
-    "bad-unknown-top-level-key": "record_everything: not a known field",
-    "bad-invalid-toml": "invalid TOML: ",
-    "bad-e164": "payment_line: '01279 446600' is not an E.164 number",
-    "bad-recorded-without-retention": "departments[0].retention: required",
-    "bad-recorded-not-boolean": "departments[2].recorded: Input should be a valid boolean",
-    "bad-opt-out-action": "departments[1].opt_out: Input should be 'stop' or 'advise_email'",
-    "bad-opt-out-digit": "opt_out_digit: '99' is not a single keypad digit",
+    "bad-retention": (
+        23,
+        "departments[1] (id \"benefits\").retention: 'P13OD' is not an ISO-8601 duration such"
+        " as P130D or P2Y130D",
+    ),
+    # A missing field is reported at its department's [[departments]] line.
+    "bad-missing-email": (
+        17,
+        'departments[1] (id "benefits").email: required when opt_out is advise_email',
+    ),
+    "bad-duplicate-ivr-digit": (
+        22,
+        "departments[1] (id \"benefits\").ivr_digit: '1' is already used by departments[0]"
+        ' (id "front-desk")',
+    ),
+    "bad-ivr-digit-is-opt-out": (
+        22,
+        "departments[1] (id \"benefits\").ivr_digit: '9' is the opt_out_digit",
+    ),
+    "bad-duplicate-department-id": (
+        28,
+        "departments[2] (id \"benefits\").id: 'benefits' is already used by departments[1]",
+    ),
+    "bad-number-in-two-departments": (
+        31,
+        'departments[2] (id "parks").numbers[0]: +441632960010 already belongs to'
+        ' departments[0] (id "front-desk")',
+    ),
+    "bad-number-is-payment-line": (
+        31,
+        'departments[2] (id "parks").numbers[0]: +441632960600 is the payment line',
+    ),
+    "bad-unknown-fallback": (7, "fallback_department: 'reception' is not a defined department"),
+    "bad-unknown-key": (32, 'departments[2] (id "parks").colour: not a known field'),
+    "bad-unknown-top-level-key": (4, "record_everything: not a known field"),
+    "bad-invalid-toml": (14, "invalid TOML: "),
+    "bad-e164": (5, "payment_line: '01279 446600' is not an E.164 number"),
+    "bad-recorded-without-retention": (9, 'departments[0] (id "front-desk").retention: required'),
+    "bad-recorded-not-boolean": (
+        30,
+        'departments[2] (id "parks").recorded: Input should be a valid boolean',
+    ),
+    "bad-opt-out-action": (
+        24,
+        "departments[1] (id \"benefits\").opt_out: Input should be 'stop' or 'advise_email'",
+    ),
+    "bad-opt-out-digit": (3, "opt_out_digit: '99' is not a single keypad digit"),
 }
 
 
-@pytest.mark.parametrize(("fixture", "message"), BAD_FILES.items())
-def test_bad_file_is_refused_naming_source_and_field(fixture: str, message: str) -> None:
+@pytest.mark.parametrize(("fixture", "expected"), BAD_FILES.items())
+def test_bad_file_is_refused_naming_source_line_and_field(
+    fixture: str, expected: tuple[int, str]
+) -> None:
+    line, message = expected
     path = FIXTURES / f"{fixture}.toml"
     with pytest.raises(PolicyError) as caught:
         load_policy_file(path)
     text = str(caught.value)
-    assert text.startswith(f"{path}: {message}")
+    assert text.startswith(f"{path}:{line}: {message}")
     # One problem per file, so a message never blames a field that is fine.
-    assert ";" not in text
+    assert "\n" not in text
     assert caught.value.source == str(path)
     assert len(caught.value.problems) == 1
+    assert caught.value.problems[0].line == line
 
 
 def test_every_bad_fixture_is_in_the_table() -> None:
     assert {p.stem for p in FIXTURES.glob("bad-*.toml")} == set(BAD_FILES)
 
 
-def test_several_problems_are_all_reported() -> None:
+def test_several_problems_are_all_reported_one_line_each() -> None:
     text = (
         GOOD.read_text()
         .replace('opt_out_digit = "9"', 'opt_out_digit = "x"')
@@ -183,12 +218,71 @@ def test_several_problems_are_all_reported() -> None:
     )
     with pytest.raises(PolicyError) as caught:
         load_policy_text(text, "policy.toml")
-    assert caught.value.problems == (
-        "opt_out_digit: 'x' is not a single keypad digit 0-9",
-        "departments[0].numbers[0]: '+44 1279 446010' is not an E.164 number such as +441632960655",
-        "departments[1].retention: 'forever' is not an ISO-8601 duration such as P130D or P2Y130D",
+    assert [(p.line, str(p)) for p in caught.value.problems] == [
+        (3, "opt_out_digit: 'x' is not a single keypad digit 0-9"),
+        (
+            13,
+            "departments[0] (id \"front-desk\").numbers[0]: '+44 1279 446010' is not an E.164"
+            " number such as +441632960655",
+        ),
+        (
+            23,
+            "departments[1] (id \"benefits\").retention: 'forever' is not an ISO-8601 duration"
+            " such as P130D or P2Y130D",
+        ),
+    ]
+    assert str(caught.value).splitlines() == [
+        f"policy.toml:{p.line}: {p}" for p in caught.value.problems
+    ]
+
+
+def test_a_key_in_several_departments_is_located_in_the_right_one() -> None:
+    # Every department has `retention` (and `name`): the line is the erring one's.
+    text = GOOD.read_text().replace('name = "Parks"', 'name = "  "')
+    with pytest.raises(PolicyError) as caught:
+        load_policy_text(text, "p.toml")
+    assert str(caught.value) == 'p.toml:29: departments[2] (id "parks").name: must not be empty'
+    assert text.splitlines()[28] == 'name = "  "'
+
+
+def test_a_department_without_a_readable_id_is_named_by_index_alone() -> None:
+    base = GOOD.read_text()
+    for old, new in [
+        ('id = "parks"', "id = 7"),  # not text
+        ('id = "parks"\n', ""),  # absent
+        ('id = "parks"', 'id = "par\\u0007ks"'),  # a control character
+        ('id = "parks"', f'id = "{"p" * 65}"'),  # too long to help
+    ]:
+        text = base.replace(old, new, 1).replace('name = "Parks"', 'name = ""')
+        with pytest.raises(PolicyError) as caught:
+            load_policy_text(text, "p.toml")
+        assert "departments[2].name: must not be empty" in str(caught.value), new
+
+
+def test_an_invalid_but_readable_id_is_still_shown_escaped() -> None:
+    text = GOOD.read_text().replace('id = "parks"', 'id = "Parks \\"Dept\\""')
+    with pytest.raises(PolicyError) as caught:
+        load_policy_text(text, "p.toml")
+    assert str(caught.value).startswith(
+        'p.toml:28: departments[2] (id "Parks \\"Dept\\"").id: \'Parks "Dept"\' is not'
     )
-    assert str(caught.value) == "policy.toml: " + "; ".join(caught.value.problems)
+
+
+def test_policy_data_without_text_has_ids_but_no_lines() -> None:
+    data = tomllib.loads(GOOD.read_text().replace('retention = "P2Y130D"', 'retention = "x"'))
+    with pytest.raises(PolicyError) as caught:
+        load_policy_data(data, "policy version 3")
+    assert str(caught.value).startswith(
+        'policy version 3: departments[1] (id "benefits").retention'
+    )
+    assert caught.value.problems[0].line is None
+
+
+def test_a_missing_top_level_key_has_no_line() -> None:
+    text = GOOD.read_text().replace('payment_line = "+441632960600"\n', "")
+    with pytest.raises(PolicyError) as caught:
+        load_policy_text(text, "p.toml")
+    assert str(caught.value) == "p.toml: payment_line: required"
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -202,36 +296,53 @@ def test_missing_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ('main_numbers = ["+441632960655"]', "main_numbers = []", "main_numbers: at least one"),
+        ('main_numbers = ["+441632960655"]', "main_numbers = []", "4: main_numbers: at least one"),
         (
             'main_numbers = ["+441632960655"]',
             'main_numbers = ["+441632960655", "+441632960655"]',
-            "main_numbers[1]: +441632960655 is listed twice",
+            "4: main_numbers[1]: +441632960655 is listed twice",
         ),
         (
             'non_recorded_line = "+441632960699"',
             'non_recorded_line = "+441632960600"',
-            "non_recorded_line: +441632960600 is already",
+            "6: non_recorded_line: +441632960600 is already",
         ),
         (
             'numbers = ["+441632960020"]',
             'numbers = ["+441632960655"]',
-            "departments[1].numbers[0]: +441632960655 is a main number",
+            '21: departments[1] (id "benefits").numbers[0]: +441632960655 is a main number',
         ),
         (
             'numbers = ["+441632960020"]',
             'numbers = ["+441632960020", "+441632960020"]',
-            "departments[1].numbers[1]: +441632960020 already belongs to this department",
+            '21: departments[1] (id "benefits").numbers[1]: +441632960020 already belongs to'
+            " this department",
         ),
         (
             'id = "parks"',
             'id = "Parks Dept"',
-            "departments[2].id: 'Parks Dept' is not a lower-case",
+            "28: departments[2] (id \"Parks Dept\").id: 'Parks Dept' is not a lower-case",
         ),
-        ('name = "Parks"', 'name = "  "', "departments[2].name: must not be empty"),
-        ("email = ", 'email = "not-an-address"\nx = ', "departments[1].email: 'not-an-address'"),
-        ('ivr_digit = "1"', 'ivr_digit = "#"', "departments[0].ivr_digit: '#' is not a single"),
-        ('ivr_digit = "1"', "ivr_digit = 1", "departments[0].ivr_digit: Input should be a valid"),
+        (
+            'name = "Parks"',
+            'name = "  "',
+            '29: departments[2] (id "parks").name: must not be empty',
+        ),
+        (
+            "email = ",
+            'email = "not-an-address"\nx = ',
+            "25: departments[1] (id \"benefits\").email: 'not-an-address'",
+        ),
+        (
+            'ivr_digit = "1"',
+            'ivr_digit = "#"',
+            "14: departments[0] (id \"front-desk\").ivr_digit: '#' is not a single",
+        ),
+        (
+            'ivr_digit = "1"',
+            "ivr_digit = 1",
+            '14: departments[0] (id "front-desk").ivr_digit: Input should be',
+        ),
     ],
 )
 def test_more_refusals(old: str, new: str, message: str) -> None:
@@ -239,7 +350,7 @@ def test_more_refusals(old: str, new: str, message: str) -> None:
     assert old in text
     with pytest.raises(PolicyError) as caught:
         load_policy_text(text.replace(old, new, 1), "p.toml")
-    assert f"p.toml: {message}" in str(caught.value)
+    assert f"p.toml:{message}" in str(caught.value)
 
 
 def test_no_departments_is_refused() -> None:

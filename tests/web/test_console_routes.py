@@ -43,6 +43,19 @@ def test_console_script_is_served_with_the_same_headers(client: TestClient) -> N
     assert client.get("/console/static/../../config.py").status_code == 404
 
 
+def test_the_favicon_the_page_names_is_an_svg_image(client: TestClient) -> None:
+    href = re.search(
+        r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', client.get("/console").text
+    )
+    assert href is not None
+    response = client.get(href.group(1))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("image/svg+xml")
+    assert response.text.lstrip().startswith("<svg")
+    # Its page may load it: images from our own origin are allowed.
+    assert "img-src 'self'" in client.get("/console").headers["content-security-policy"]
+
+
 def test_home_leads_to_the_console(client: TestClient) -> None:
     response = client.get("/", follow_redirects=False)
     assert response.status_code in (302, 307)

@@ -146,7 +146,15 @@ function createCard(call) {
   q(".pause").addEventListener("click", () => act(card, pause));
   q(".resume").addEventListener("click", () => act(card, resume));
   q(".opt-out").addEventListener("click", () => act(card, optOut));
-  q(".transfer-go").addEventListener("click", () => act(card, transfer));
+  q(".transfer-to").addEventListener("change", () => syncTransfer(card));
+  q(".transfer-go").addEventListener("click", () => {
+    // Focusable while refusing (aria-disabled, not disabled), so that it can say why.
+    if (q(".transfer-to").value) act(card, transfer);
+    else {
+      q(".outcome").textContent = "Choose a department to transfer to first.";
+      q(".transfer-to").focus();
+    }
+  });
   q(".non-recorded").addEventListener("click", () => openNonRecorded(card));
   q(".timeline").addEventListener("click", () => toggleTimeline(card));
   return card;
@@ -172,7 +180,8 @@ function update(card, call) {
   card.call = call;
   const { element } = card;
   const q = (selector) => element.querySelector(selector);
-  q(".title").textContent = `${departmentName(call.department)} — call ${short(call.call_sid)}`;
+  q(".title-department").textContent = departmentName(call.department);
+  q(".title-call").textContent = `call ${short(call.call_sid)}`;
   q(".agent").textContent = isSupervisor()
     ? call.agent ? `Agent: ${call.agent}` : "Waiting in the queue: no agent yet"
     : "";
@@ -208,14 +217,22 @@ function update(card, call) {
   const select = q(".transfer-to");
   if (select.dataset.from !== String(call.department)) {
     select.dataset.from = String(call.department);
+    // Nothing chosen until the person chooses: one stray click must not move a call.
     select.replaceChildren(
+      new Option("Choose a department", ""),
       ...departments
         .filter((d) => d.id !== call.department)
         .map((d) => new Option(`${d.name}${d.recorded ? "" : " (not recorded)"}`, d.id)),
     );
   }
+  syncTransfer(card);
   q(".transfer").hidden = departments.length === 0 || call.non_recorded_line;
   if (card.eventsOpen) loadEvents(card).catch(() => {}); // shown again next poll
+}
+
+function syncTransfer(card) {
+  const chosen = Boolean(card.element.querySelector(".transfer-to").value);
+  card.element.querySelector(".transfer-go").setAttribute("aria-disabled", String(!chosen));
 }
 
 function optOutText(call, answer) {
