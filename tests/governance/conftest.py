@@ -15,7 +15,8 @@ from typer.testing import CliRunner, Result
 from app.callers.numbers import protect_caller
 from app.config import get_settings
 from app.people.users import Role
-from app.platforms.simulator.platform import SimulatedPlatform, new_call_sid
+from app.platforms.simulator.platform import SimulatedPlatform
+from app.platforms.simulator.resources import new_call_sid
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
 from app.runtime.services import Services
 from app.storage.db import make_engine, unit_of_work

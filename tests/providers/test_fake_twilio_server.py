@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from app.calls.provider import RecordingStatus
-from app.platforms.simulator.platform import TWILIO_CURRENT, new_sid
+from app.platforms.simulator.resources import TWILIO_CURRENT, new_sid
 from tests.twilio_fake.server import FakeTwilioServer, Violation
 from tests.twilio_fake.spec import load_spec
 

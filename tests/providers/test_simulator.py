@@ -10,14 +10,9 @@ import threading
 import pytest
 
 from app.calls.provider import ProviderError, RecordingStatus
-from app.platforms.simulator.platform import (
-    TWILIO_CURRENT,
-    Callback,
-    SimulatedPlatform,
-    new_call_sid,
-    new_sid,
-)
+from app.platforms.simulator.platform import SimulatedPlatform
 from app.platforms.simulator.provider import SimulatorProvider
+from app.platforms.simulator.resources import TWILIO_CURRENT, Callback, new_call_sid, new_sid
 from app.platforms.twilio.control import TwilioApi as Provider
 from tests.factories import Clock
 

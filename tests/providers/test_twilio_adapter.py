@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.calls.provider import ProviderError, RecordingStatus
-from app.platforms.simulator.platform import TWILIO_CURRENT, new_call_sid, new_sid
+from app.platforms.simulator.resources import TWILIO_CURRENT, new_call_sid, new_sid
 from app.platforms.twilio.errors import error_from_response
 from app.platforms.twilio.rest import TwilioProvider, recording_status
 from tests.twilio_fake.server import FakeTwilioServer

@@ -38,14 +38,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.calls.provider import ProviderError
-from app.platforms.simulator.platform import (
+from app.platforms.simulator.platform import SimulatedPlatform
+from app.platforms.simulator.resources import (
     API_VERSION,
     CODE_INVALID_PARAMETER,
     CODE_NOT_FOUND,
     DEFAULT_API_BASE_URL,
     PAUSE_BEHAVIORS,
     SimulatedCall,
-    SimulatedPlatform,
     SimulatedRecording,
     new_sid,
     rfc2822,

@@ -11,8 +11,8 @@ from email.utils import format_datetime
 import httpx
 import structlog
 
-from app.platforms.simulator.platform import Callback
 from app.platforms.simulator.provider import SimulatorProvider
+from app.platforms.simulator.resources import Callback
 from app.platforms.twilio.signature import sign
 from app.storage.models import utcnow
 

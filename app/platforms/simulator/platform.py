@@ -25,138 +25,37 @@ Where a behaviour comes from:
 from __future__ import annotations
 
 import queue
-import re
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import format_datetime
 
 from app.calls.provider import ProviderError, RecordingInfo, RecordingStatus
+from app.platforms.simulator.resources import (
+    ACCOUNT_SID,
+    API_VERSION,
+    CALL_SID,
+    CALLBACK_EVENTS,
+    CODE_CALL_NOT_IN_PROGRESS,
+    CODE_CONCURRENT_RECORDINGS,
+    CODE_INVALID_PARAMETER,
+    CODE_NOT_FOUND,
+    CODE_RECORDING_NOT_ACTIVE,
+    CODE_RECORDING_TOO_SHORT,
+    DEFAULT_API_BASE_URL,
+    LIVE,
+    PAUSE_BEHAVIORS,
+    TWILIO_CURRENT,
+    UPDATE_STATUSES,
+    Callback,
+    CallState,
+    RecordingState,
+    SimulatedCall,
+    SimulatedRecording,
+    new_call_sid,
+    new_sid,
+    rfc2822,
+)
 from app.platforms.twilio.errors import error_from_response
-
-TWILIO_CURRENT = "Twilio.CURRENT"
-API_VERSION = "2010-04-01"
-DEFAULT_API_BASE_URL = "https://api.twilio.com"
-
-# Twilio error codes the platform answers with.
-CODE_NOT_FOUND = 20404  # [20404]
-CODE_CONCURRENT_RECORDINGS = 16108  # [16108]
-CODE_CALL_NOT_IN_PROGRESS = 21220  # [21220]
-# ASSUMED: Twilio's answer to pausing/resuming/stopping a recording that is already
-# stopped/completed is not documented; we answer like a realtime operation on an ended
-# call (400, 21220), which is what the same request gets once the call has ended.
-CODE_RECORDING_NOT_ACTIVE = CODE_CALL_NOT_IN_PROGRESS
-# ASSUMED: validation failures use 20001, the code Twilio puts on "Missing required
-# parameter X in the post body" (github.com/twilio/twilio-chat-demo-android/issues/147).
-CODE_INVALID_PARAMETER = 20001
-CODE_RECORDING_TOO_SHORT = 16101  # [rsc]
-
-# The events a RecordingStatusCallbackEvent may name: "Can be: in-progress, completed and
-# absent" [spec]; "failed" only exists with recording encryption [rsc].
-CALLBACK_EVENTS = frozenset({"in-progress", "completed", "absent", "failed"})
-PAUSE_BEHAVIORS = frozenset({"skip", "silence"})  # [spec] description, not its schema
-# The statuses a live recording may be moved to [spec] ("Changes the status of the
-# recording to paused, stopped, or in-progress"); the schema's enum allows more.
-UPDATE_STATUSES = frozenset({"paused", "in-progress", "stopped"})
-
-OPERATIONS = frozenset({"start", "pause", "resume", "stop", "redirect", "fetch", "delete"})
-
-_SID_HEX = r"[0-9a-fA-F]{32}"
-_CALL_SID = re.compile(rf"^CA{_SID_HEX}$")
-_RECORDING_SID = re.compile(rf"^RE{_SID_HEX}$")
-_ACCOUNT_SID = re.compile(rf"^AC{_SID_HEX}$")
-
-_LIVE = frozenset({RecordingStatus.IN_PROGRESS, RecordingStatus.PAUSED})
-
-
-def new_sid(prefix: str) -> str:
-    """A SID shaped like Twilio's: two letters and 32 lowercase hex digits."""
-    return prefix + secrets.token_hex(16)
-
-
-def new_call_sid() -> str:
-    return new_sid("CA")
-
-
-def rfc2822(epoch: float) -> str:
-    """Twilio's date format in API v2010 and callbacks: 'Fri, 14 Oct 2016 21:56:34 +0000'."""
-    return format_datetime(datetime.fromtimestamp(int(epoch), UTC))
-
-
-@dataclass(frozen=True)
-class Callback:
-    """One recording status callback, as Twilio would send it to `url`."""
-
-    url: str
-    params: dict[str, str]
-    method: str = "POST"
-
-
-@dataclass(frozen=True)
-class SimulatedRecording:
-    """A recording as the platform reports it at one moment."""
-
-    sid: str
-    call_sid: str
-    account_sid: str
-    status: RecordingStatus
-    channels: int
-    track: str
-    source: str
-    date_created: float
-    date_updated: float
-    start_time: float
-    duration: int | None
-    error_code: int | None
-
-    def info(self) -> RecordingInfo:
-        return RecordingInfo(sid=self.sid, call_sid=self.call_sid, status=self.status)
-
-
-@dataclass(frozen=True)
-class SimulatedCall:
-    sid: str
-    account_sid: str
-    ended: bool
-    date_created: float
-    date_updated: float
-    end_time: float | None
-    url: str | None
-    method: str | None
-
-
-@dataclass
-class _Call:
-    sid: str
-    created: float
-    ended_at: float | None = None
-    updated: float = 0.0
-    url: str | None = None
-    method: str | None = None
-
-
-@dataclass
-class _Recording:
-    sid: str
-    call_sid: str
-    status: RecordingStatus
-    channels: int
-    track: str
-    callback_url: str | None
-    callback_method: str
-    callback_events: frozenset[str]
-    created: float
-    updated: float
-    # Recorded seconds so far, plus the start of the segment being recorded now (None
-    # while paused with PauseBehavior=skip, whose pause is left out of the recording).
-    recorded: float = 0.0
-    segment_start: float | None = None
-    duration: int | None = None
-    error_code: int | None = None
-    absent_code: int | None = None
 
 
 def _error(status: int, code: int, message: str) -> ProviderError:
@@ -183,26 +82,26 @@ class SimulatedPlatform:
         api_base_url: str = DEFAULT_API_BASE_URL,
     ) -> None:
         self.account_sid = account_sid or new_sid("AC")
-        if not _ACCOUNT_SID.match(self.account_sid):
+        if not ACCOUNT_SID.match(self.account_sid):
             raise ValueError(f"not an account SID: {self.account_sid!r}")
         self.auto_register_calls = auto_register_calls
         self.api_base_url = api_base_url.rstrip("/")
         self.outbox: queue.Queue[Callback] = queue.Queue()
         self.lock = threading.RLock()
         self._clock = clock
-        self._calls: dict[str, _Call] = {}
-        self._recordings: dict[str, _Recording] = {}
+        self._calls: dict[str, CallState] = {}
+        self._recordings: dict[str, RecordingState] = {}
 
     # -- calls ------------------------------------------------------------------------
 
     def add_call(self, call_sid: str | None = None) -> str:
         """Register a live call (a new SID when none is given) and return its SID."""
         sid = call_sid or new_call_sid()
-        if not _CALL_SID.match(sid):
+        if not CALL_SID.match(sid):
             raise ValueError(f"not a call SID: {sid!r}")
         with self.lock:
             now = self._clock()
-            self._calls.setdefault(sid, _Call(sid=sid, created=now, updated=now))
+            self._calls.setdefault(sid, CallState(sid=sid, created=now, updated=now))
         return sid
 
     def hangup(self, call_sid: str) -> None:
@@ -214,7 +113,7 @@ class SimulatedPlatform:
             now = self._clock()
             call.ended_at = call.updated = now
             for rec in self._recordings.values():
-                if rec.call_sid == call_sid and rec.status in _LIVE:
+                if rec.call_sid == call_sid and rec.status in LIVE:
                     self._finish(rec, now)
 
     def call(self, call_sid: str) -> SimulatedCall:
@@ -266,7 +165,7 @@ class SimulatedPlatform:
                     "Call is not in-progress. Cannot create recording.",
                 )
             now = self._clock()
-            rec = _Recording(
+            rec = RecordingState(
                 sid=new_sid("RE"),
                 call_sid=call_sid,
                 status=RecordingStatus.IN_PROGRESS,
@@ -299,7 +198,7 @@ class SimulatedPlatform:
         with self.lock:
             call = self._call(call_sid)
             rec = self._resolve(call, recording_sid)
-            if rec.status not in _LIVE:
+            if rec.status not in LIVE:
                 # ASSUMED, see CODE_RECORDING_NOT_ACTIVE.
                 raise _error(
                     400,
@@ -375,18 +274,18 @@ class SimulatedPlatform:
 
     # -- internals (callers hold the lock) ---------------------------------------------
 
-    def _call(self, call_sid: str) -> _Call:
+    def _call(self, call_sid: str) -> CallState:
         call = self._calls.get(call_sid)
         if call is not None:
             return call
-        if self.auto_register_calls and _CALL_SID.match(call_sid):
+        if self.auto_register_calls and CALL_SID.match(call_sid):
             now = self._clock()
-            call = self._calls[call_sid] = _Call(sid=call_sid, created=now, updated=now)
+            call = self._calls[call_sid] = CallState(sid=call_sid, created=now, updated=now)
             return call
         uri = f"{self._account_uri()}/Calls/{call_sid}.json"
         raise _error(404, CODE_NOT_FOUND, f"The requested resource {uri} was not found")
 
-    def _recording(self, recording_sid: str, uri: str) -> _Recording:
+    def _recording(self, recording_sid: str, uri: str) -> RecordingState:
         rec = self._recordings.get(recording_sid)
         if rec is None:
             raise _error(404, CODE_NOT_FOUND, f"The requested resource {uri} was not found")
@@ -398,11 +297,11 @@ class SimulatedPlatform:
     def _account_recording_uri(self, recording_sid: str) -> str:
         return f"{self._account_uri()}/Recordings/{recording_sid}.json"
 
-    def _resolve(self, call: _Call, recording_sid: str) -> _Recording:
+    def _resolve(self, call: CallState, recording_sid: str) -> RecordingState:
         uri = f"{self._account_uri()}/Calls/{call.sid}/Recordings/{recording_sid}.json"
         if recording_sid == TWILIO_CURRENT:
             live = [
-                r for r in self._recordings.values() if r.call_sid == call.sid and r.status in _LIVE
+                r for r in self._recordings.values() if r.call_sid == call.sid and r.status in LIVE
             ]
             if len(live) > 1:
                 raise _error(
@@ -420,12 +319,12 @@ class SimulatedPlatform:
             raise _error(404, CODE_NOT_FOUND, f"The requested resource {uri} was not found")
         return rec
 
-    def _close_segment(self, rec: _Recording, now: float) -> None:
+    def _close_segment(self, rec: RecordingState, now: float) -> None:
         if rec.segment_start is not None:
             rec.recorded += max(0.0, now - rec.segment_start)
             rec.segment_start = None
 
-    def _finish(self, rec: _Recording, now: float) -> None:
+    def _finish(self, rec: RecordingState, now: float) -> None:
         self._close_segment(rec, now)
         rec.updated = now
         rec.duration = round(rec.recorded)
@@ -436,7 +335,7 @@ class SimulatedPlatform:
             rec.status = RecordingStatus.COMPLETED
             self._notify(rec, "completed")
 
-    def _notify(self, rec: _Recording, event: str) -> None:
+    def _notify(self, rec: RecordingState, event: str) -> None:
         if rec.callback_url is None or event not in rec.callback_events:
             return
         params = {
@@ -456,7 +355,7 @@ class SimulatedPlatform:
         self.outbox.put(Callback(url=rec.callback_url, params=params, method=rec.callback_method))
 
     def _snapshot(
-        self, rec: _Recording, status: RecordingStatus | None = None
+        self, rec: RecordingState, status: RecordingStatus | None = None
     ) -> SimulatedRecording:
         return SimulatedRecording(
             sid=rec.sid,
@@ -473,7 +372,7 @@ class SimulatedPlatform:
             error_code=rec.error_code,
         )
 
-    def _call_snapshot(self, call: _Call) -> SimulatedCall:
+    def _call_snapshot(self, call: CallState) -> SimulatedCall:
         return SimulatedCall(
             sid=call.sid,
             account_sid=self.account_sid,
@@ -484,15 +383,3 @@ class SimulatedPlatform:
             url=call.url,
             method=call.method,
         )
-
-
-__all__ = [
-    "TWILIO_CURRENT",
-    "Callback",
-    "SimulatedCall",
-    "SimulatedPlatform",
-    "SimulatedRecording",
-    "new_call_sid",
-    "new_sid",
-    "rfc2822",
-]

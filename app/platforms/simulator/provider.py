@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.calls.provider import ProviderError, RecordingInfo
-from app.platforms.simulator.platform import OPERATIONS, SimulatedPlatform
+from app.platforms.simulator.platform import SimulatedPlatform
+from app.platforms.simulator.resources import OPERATIONS
 
 
 @dataclass
