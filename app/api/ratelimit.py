@@ -32,10 +32,8 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_add
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 from starlette.types import Scope
 
-from app.api.errors import error_body
 from app.config import Settings
 from app.errors import DomainError
 from app.metrics import AUTH_RATE_LIMITED
@@ -57,6 +55,7 @@ class TooManyRequests(DomainError):
             f"try again in {retry_after} s"
         )
         self.retry_after = retry_after
+        self.headers["Retry-After"] = str(retry_after)
 
 
 def client_key(host: str | None, forwarded_for: Sequence[str], trusted: Sequence[Network]) -> str:
@@ -223,9 +222,3 @@ def count_failure(request: Request, client: str, credential: str | None) -> None
 
 def install(app: FastAPI, settings: Settings) -> None:
     app.state.auth_limiter = AuthFailureLimiter.from_settings(settings)
-
-    @app.exception_handler(TooManyRequests)
-    async def _too_many(_request: Request, exc: TooManyRequests) -> JSONResponse:
-        response = error_body(exc.status, exc.code, exc.detail)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
