@@ -245,7 +245,7 @@ class PlatformEvents:
                 call.opted_out = True
                 record(audit.EventType.OPT_OUT_REQUESTED, CALLER, source="ivr")
             self.redecide(session, call, "system")
-        self.reconciler.reconcile(call_sid, "system")
+        self.reconciler.reconcile_or_leave(call_sid, "system")
 
     # -- ivr -----------------------------------------------------------------------------
 
@@ -269,7 +269,7 @@ class PlatformEvents:
                 queued = call.queued
             keep_response(session, receipt, body)
         if queued:
-            self.reconciler.reconcile(call_sid, PLATFORM)
+            self.reconciler.reconcile_or_leave(call_sid, PLATFORM)
         return Reply(body)
 
     def _menu_choice(

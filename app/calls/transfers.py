@@ -210,5 +210,5 @@ class Transfers:
                 body = self.platform.queue_twiml(call, department or call.department)
             keep_response(session, receipt, body)
         if kind == "payment_return":
-            self.reconciler.reconcile(call_sid, PLATFORM)
+            self.reconciler.reconcile_or_leave(call_sid, PLATFORM)
         return Reply(body)
