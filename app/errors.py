@@ -13,6 +13,8 @@ class DomainError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+        # Response headers the answer needs (Retry-After on a 429 or a busy call).
+        self.headers: dict[str, str] = {}
 
 
 class BadRequest(DomainError):

@@ -34,15 +34,14 @@ def current_user(
 ) -> User:
     """The token's holder, looked up on every request (a disabled user's token fails at
     once). A client with too many failed tokens is refused first (app/api/ratelimit.py)."""
-    client = ratelimit.refuse_if_limited(request)
-    if credentials is None or not credentials.credentials:
-        ratelimit.count_failure(request, client, None)
-        raise Unauthorized("a bearer token is required")
-    with unit_of_work(services.sessions) as session:
-        user = user_for_token(session, credentials.credentials)
-    if user is None:
-        ratelimit.count_failure(request, client, credentials.credentials)
-        raise Unauthorized("the token is not valid or has been revoked")
+    token = credentials.credentials if credentials else None
+    with ratelimit.checking(request, token):
+        if not token:
+            raise Unauthorized("a bearer token is required")
+        with unit_of_work(services.sessions) as session:
+            user = user_for_token(session, token)
+        if user is None:
+            raise Unauthorized("the token is not valid or has been revoked")
     return user
 
 

@@ -61,16 +61,23 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorBody, "description": _MEANINGS[s]} for s in statuses}
 
 
-def error_body(status: int, code: str | None, detail: str, **extra: object) -> JSONResponse:
+def error_body(
+    status: int,
+    code: str | None,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: object,
+) -> JSONResponse:
     body = {"error": code or _HTTP_CODES.get(status, "error"), "detail": detail, **extra}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer", **(headers or {})}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
-        return error_body(exc.status, exc.code, exc.detail, **exc.extra)
+        return error_body(exc.status, exc.code, exc.detail, exc.headers, **exc.extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 from starlette.background import BackgroundTask
 
 from app.api.deps import AnyRole, GovernancePlus, ServicesDep, Sid, require
-from app.api.errors import error_responses
+from app.api.errors import ErrorBody, error_responses
 from app.callers.numbers import vault
 from app.callers.subject_access import e164_or_refuse, export
 from app.calls import views
@@ -21,7 +21,7 @@ from app.people.users import Role
 from app.retention import holds, notifications
 from app.retention.access import MEDIA_PATH, Purpose, grant_access, log_media_fetched, redeem
 from app.retention.disclosures import disclosure_object, record_disclosure
-from app.retention.media import WAV
+from app.retention.media import WAV, single_range
 from app.storage.db import unit_of_work
 from app.storage.models import Call, Recording, User
 
@@ -134,25 +134,41 @@ def access_recording(
 @router.get(
     "/media/{token}",
     response_class=StreamingResponse,
-    responses={200: {"content": {WAV: {}}, "description": "The recording (WAV)"}},
+    responses={
+        200: {"content": {WAV: {}}, "description": "The recording (WAV)"},
+        206: {"content": {WAV: {}}, "description": "The byte range asked for (Content-Range)"},
+        416: {
+            "model": ErrorBody,
+            "description": "The byte range starts past the end of the recording",
+        },
+    },
 )
 def media(
-    token: Annotated[str, Path(min_length=16, max_length=100)], services: ServicesDep
+    token: Annotated[str, Path(min_length=16, max_length=100)],
+    services: ServicesDep,
+    range_: Annotated[
+        str | None,
+        Header(alias="range", max_length=200, description="one byte range: bytes=0-, bytes=-500"),
+    ] = None,
 ) -> StreamingResponse:
-    """No bearer token: the link itself is the short-lived credential (see README)."""
+    """No bearer token: the link itself is the short-lived credential, good for a few
+    fetches (app/retention/access.py); one byte range may be asked for (see README)."""
+    byte_range = single_range(range_)
     with unit_of_work(services.sessions) as session:
         access, recording = redeem(session, token)
-    stream = services.media.open(recording.recording_sid)
+    stream = services.media.open(recording.recording_sid, byte_range)
     try:
         with unit_of_work(services.sessions) as session:
-            log_media_fetched(session, access, recording)
+            log_media_fetched(session, access, recording, byte_range)
     except BaseException:
         stream.close()
         raise
     return StreamingResponse(
         stream.chunks,
+        status_code=stream.status,
         media_type=stream.media_type,
         headers={
+            **stream.headers,
             "Cache-Control": "no-store",
             "Content-Disposition": f'attachment; filename="{recording.recording_sid}.wav"',
         },

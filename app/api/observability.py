@@ -1,7 +1,11 @@
 """Request ids, one JSON access line per request, webhook metrics and /metrics.
 
 A plain ASGI middleware: Starlette's BaseHTTPMiddleware adds a task and a stream per
-request, which costs more than everything this does."""
+request, which costs more than everything this does.
+
+Nothing a client writes reaches a log line or a label: both name the matched route's
+template (`/api/v1/media/{token}`, never the token) or `other` when no route matched, so
+the label set is fixed by the code and a path holding a number or a newline stays out."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import uuid
 
 import structlog
 from fastapi import FastAPI, Response
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,12 +23,13 @@ from app.runtime.metrics import WEBHOOKS
 
 log = structlog.get_logger("callguard.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_OUTCOMES = {403: "rejected", 400: "invalid", 413: "invalid", 422: "invalid"}
+UNMATCHED = "other"
 
 
 class Observe:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._templates: dict[int, str] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,18 +54,46 @@ class Observe:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            path = scope["path"]  # never the query: it may hold a phone number
-            if path.startswith("/webhooks/"):
+            route = self.route_of(scope)
+            if route.startswith("/webhooks/") or (
+                route == UNMATCHED and scope["path"].startswith("/webhooks/")
+            ):
                 outcome = scope.get("state", {}).get("webhook_outcome")
-                WEBHOOKS.labels(path, outcome or _OUTCOMES.get(status, "applied")).inc()
+                WEBHOOKS.labels(route, outcome or _outcome(route, status)).inc()
             log.info(
                 "request",
                 method=scope["method"],
-                path=path,
+                path=route,
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
             structlog.contextvars.unbind_contextvars("request_id")
+
+    def route_of(self, scope: Scope) -> str:
+        """The full template of the route that handled the request (the router sets
+        scope["route"], also on a 405), or `other`: a 404, a trailing-slash redirect, a 413
+        refused before routing. FastAPI puts the route as declared in its APIRouter there,
+        without the include prefix, so the full template is looked up by that object."""
+        if self._templates is None:
+            self._templates = {
+                id(context.original_route): context.path
+                for context in iter_route_contexts(scope["app"].routes)
+                if context.path
+            }
+        route = scope.get("route")
+        return self._templates.get(id(getattr(route, "original_route", route)), UNMATCHED)
+
+
+def _outcome(route: str, status: int) -> str:
+    """What a webhook's status says happened, when the handler did not say (duplicate,
+    journaled): only a matched route's success is `applied` (not a 404 or a redirect)."""
+    if route == UNMATCHED:
+        return "invalid"
+    if status < 400:
+        return "applied"
+    if status == 403:
+        return "rejected"
+    return "invalid" if status < 500 else "failed"
 
 
 def _header(scope: Scope, name: bytes) -> str:

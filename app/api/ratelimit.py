@@ -17,7 +17,12 @@ The client is the connecting address, or — when that is one of `CALLGUARD_TRUS
 proxy saw; whatever a client writes into the header itself sits to the left of it). IPv6
 clients count per /64, the block one subscriber gets. The state is per process and bounded:
 at most `CALLGUARD_AUTH_FAILURE_CLIENTS` clients (the least recently failing is forgotten
-first), each with at most `limit` failures."""
+first), each with at most `limit` failures.
+
+The count is atomic per client: a credential is *admitted* for checking only while the
+client's failures plus the distinct credentials still being checked stay under the limit
+(others wait for those checks, up to ADMIT_WAIT seconds), so however many requests arrive
+together at most `limit` distinct wrong tokens are ever looked up and answered 401."""
 
 from __future__ import annotations
 
@@ -26,18 +31,17 @@ import math
 import secrets
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 from starlette.types import Scope
 
-from app.api.errors import error_body
 from app.config import Settings
-from app.errors import DomainError
+from app.errors import DomainError, Unauthorized
 from app.runtime.metrics import AUTH_RATE_LIMITED
 
 log = structlog.get_logger(__name__)
@@ -45,6 +49,7 @@ log = structlog.get_logger(__name__)
 Network = IPv4Network | IPv6Network
 _MISSING = b""  # the tag of a request without a bearer token
 _MAX_KEY = 64  # a client that is not an IP address (a unix socket, say) is cut to this
+ADMIT_WAIT = 2.0  # seconds a credential waits for the client's checks in flight (ms each)
 
 
 class TooManyRequests(DomainError):
@@ -57,6 +62,7 @@ class TooManyRequests(DomainError):
             f"try again in {retry_after} s"
         )
         self.retry_after = retry_after
+        self.headers["Retry-After"] = str(retry_after)
 
 
 def client_key(host: str | None, forwarded_for: Sequence[str], trusted: Sequence[Network]) -> str:
@@ -118,9 +124,11 @@ class AuthFailureLimiter:
         self.max_clients = max_clients
         self.trusted_proxies = tuple(trusted_proxies)
         self.clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         # client → {credential tag: when it first failed}, oldest first in both.
         self._failures: OrderedDict[str, dict[bytes, float]] = OrderedDict()
+        # client → credential tags being checked now (bounded by the requests in flight).
+        self._checking: dict[str, Counter[bytes]] = {}
         # Tags are keyed hashes: nothing in memory can be matched to a stored token digest.
         self._tag_key = secrets.token_bytes(32)
 
@@ -156,25 +164,70 @@ class AuthFailureLimiter:
             oldest = next(iter(failures.values()))
         return max(1, math.ceil(oldest + self.window - now))
 
+    def tag(self, credential: str | None) -> bytes:
+        if not credential:
+            return _MISSING
+        return hashlib.blake2b(credential.encode(), key=self._tag_key, digest_size=8).digest()
+
+    def admit(self, client: str, tag: bytes, wait: float = ADMIT_WAIT) -> None:
+        """Let this credential be checked, or raise TooManyRequests: the client is limited,
+        or its failures and the distinct credentials being checked would reach the limit
+        and none of those checks ended within `wait` seconds. Pair with settle()."""
+        deadline = time.monotonic() + wait
+        with self._lock:
+            while True:
+                now = self.clock()
+                failures = self._current(client, now)
+                if len(failures) >= self.limit:
+                    oldest = next(iter(failures.values()))
+                    raise TooManyRequests(max(1, math.ceil(oldest + self.window - now)))
+                checking = self._checking.get(client, Counter())
+                new = [t for t in checking if t not in failures]
+                # A repeat of a known failure, or of a credential being checked, is no new guess.
+                if tag in failures or tag in checking or len(failures) + len(new) < self.limit:
+                    checking[tag] += 1
+                    self._checking[client] = checking
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TooManyRequests(1)
+                self._lock.wait(left)
+
+    def settle(self, client: str, tag: bytes, failed: bool) -> bool:
+        """The check admit() allowed has ended; count it if it failed. True when this
+        failure reached the limit."""
+        with self._lock:
+            checking = self._checking[client]
+            checking[tag] -= 1
+            if checking[tag] <= 0:
+                del checking[tag]
+            if not checking:
+                del self._checking[client]
+            tripped = self._record(client, tag) if failed else False
+            self._lock.notify_all()
+        return tripped
+
     def failed(self, client: str, credential: str | None) -> bool:
         """Count a failed credential; True when this one reached the limit."""
-        tag = (
-            hashlib.blake2b(credential.encode(), key=self._tag_key, digest_size=8).digest()
-            if credential
-            else _MISSING
-        )
-        now = self.clock()
+        tag = self.tag(credential)
         with self._lock:
-            failures = self._current(client, now)
-            if not failures:
-                while len(self._failures) >= self.max_clients:
-                    self._failures.popitem(last=False)
-                self._failures[client] = failures
-            self._failures.move_to_end(client)
-            if tag in failures or len(failures) >= self.limit:
-                return False  # a repeat is no new guess; a full record has nothing to add
-            failures[tag] = now
-            return len(failures) == self.limit
+            tripped = self._record(client, tag)
+            self._lock.notify_all()
+        return tripped
+
+    def _record(self, client: str, tag: bytes) -> bool:
+        """Holds the lock."""
+        now = self.clock()
+        failures = self._current(client, now)
+        if not failures:
+            while len(self._failures) >= self.max_clients:
+                self._failures.popitem(last=False)
+            self._failures[client] = failures
+        self._failures.move_to_end(client)
+        if tag in failures or len(failures) >= self.limit:
+            return False  # a repeat is no new guess; a full record has nothing to add
+        failures[tag] = now
+        return len(failures) == self.limit
 
     def _current(self, client: str, now: float) -> dict[bytes, float]:
         """The client's failures still inside the window (a new dict if none; the caller
@@ -197,35 +250,36 @@ def limiter(request: Request) -> AuthFailureLimiter:
     return found
 
 
-def refuse_if_limited(request: Request) -> str:
-    """The request's client, unless it is limited (then TooManyRequests)."""
+@contextmanager
+def checking(request: Request, credential: str | None) -> Iterator[None]:
+    """Around the check of a request's bearer token: refused with TooManyRequests before
+    it when the client is limited (see AuthFailureLimiter.admit); an Unauthorized raised
+    inside counts as a failure of this credential."""
     guard = limiter(request)
     client = guard.client(request.scope)
-    retry_after = guard.retry_after(client)
-    if retry_after is not None:
+    tag = guard.tag(credential)
+    try:
+        guard.admit(client, tag)
+    except TooManyRequests as exc:
         AUTH_RATE_LIMITED.labels("refused").inc()
-        log.info("auth_rate_limited", client=client, retry_after=retry_after)
-        raise TooManyRequests(retry_after)
-    return client
-
-
-def count_failure(request: Request, client: str, credential: str | None) -> None:
-    guard = limiter(request)
-    if guard.failed(client, credential):
-        AUTH_RATE_LIMITED.labels("tripped").inc()
-        log.warning(
-            "auth_rate_limit_tripped",
-            client=client,
-            failures=guard.limit,
-            window_seconds=guard.window,
-        )
+        log.info("auth_rate_limited", client=client, retry_after=exc.retry_after)
+        raise
+    failed = False
+    try:
+        yield
+    except Unauthorized:
+        failed = True
+        raise
+    finally:
+        if guard.settle(client, tag, failed):
+            AUTH_RATE_LIMITED.labels("tripped").inc()
+            log.warning(
+                "auth_rate_limit_tripped",
+                client=client,
+                failures=guard.limit,
+                window_seconds=guard.window,
+            )
 
 
 def install(app: FastAPI, settings: Settings) -> None:
     app.state.auth_limiter = AuthFailureLimiter.from_settings(settings)
-
-    @app.exception_handler(TooManyRequests)
-    async def _too_many(_request: Request, exc: TooManyRequests) -> JSONResponse:
-        response = error_body(exc.status, exc.code, exc.detail)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response

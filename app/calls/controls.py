@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import audit
 from app.calls import views
 from app.calls.decisions import redecide
+from app.calls.locks import CallBusy
 from app.calls.reconcile import Reconciler
 from app.calls.store import recordings_of
 from app.config import Settings
@@ -83,7 +84,13 @@ class CallControls:
 
         started = time.perf_counter()
         self.change(user, call_sid, apply)
-        self.reconciler.reconcile(call_sid, user.name)
+        busy = False
+        try:
+            self.reconciler.reconcile(call_sid, user.name)
+        except CallBusy:
+            # Another change holds the call: its reconcile plans from our fact too, so the
+            # pause may be confirmed all the same; if not, the answer says busy.
+            busy = True
         with unit_of_work(self.sessions) as session:
             running = [r for r in recordings_of(session, call_sid) if r.status == "in-progress"]
             call = session.get(Call, call_sid)
@@ -97,13 +104,16 @@ class CallControls:
                     call_sid=call_sid,
                     reasons=call.reasons,
                     policy_version=call.policy_version,
-                    detail={"running": [r.recording_sid for r in running]},
+                    detail={"running": [r.recording_sid for r in running], "busy": busy},
                 )
                 unconfirmed = True
             else:
                 unconfirmed = False
                 result = {**views.call_object(call), "confirmed": True}
         PAUSE_ROUND_TRIP.labels(str(not unconfirmed).lower()).observe(time.perf_counter() - started)
+        if unconfirmed and busy:
+            detail = f"{PAUSE_NOT_CONFIRMED}: call {call_sid} is busy, try again"
+            raise CallBusy(call_sid, detail, confirmed=False)
         if unconfirmed:
             raise PauseNotConfirmed()
         return result

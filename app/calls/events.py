@@ -173,7 +173,7 @@ class CallEvents:
                 call.opted_out = True
                 record(audit.EventType.OPT_OUT_REQUESTED, CALLER, source="ivr")
             self.redecide(session, call, "system")
-        self.reconciler.reconcile(call_sid, "system")
+        self.reconciler.reconcile_or_leave(call_sid, "system")
 
     # -- the menu ------------------------------------------------------------------------
 
@@ -198,7 +198,7 @@ class CallEvents:
             body = render(answer)
             keep_response(session, receipt, body)
         if queued:
-            self.reconciler.reconcile(call_sid, PLATFORM)
+            self.reconciler.reconcile_or_leave(call_sid, PLATFORM)
         return Reply(body)
 
     def queue_answer(self, call: Call, department: str | None) -> Queue:

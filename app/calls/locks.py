@@ -6,20 +6,43 @@ On PostgreSQL a session-level advisory lock, taken on a connection of its own wi
 transaction open, does both: it outlives the short transactions around it and is
 released by the server if the process dies. SQLite runs one process (trial deployments),
 so an in-process lock per call is enough there.
+
+On both, a thread first queues on the in-process lock, holding no database connection, so
+many requests on one call cannot empty the connection pool the lock's holder needs; only
+one thread per process then waits for the advisory lock. Whoever does not get the call
+within BUSY_SECONDS (well under the 15 s Twilio waits for a webhook) gets CallBusy: 503
+`call_busy` with Retry-After, on both databases. The fact the request recorded is kept: the
+holder's reconcile plans from the newest facts, and the sweep retries any call whose
+platform state still differs from its decision.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
-from app.errors import Unavailable
+from app.errors import DomainError
 
-LOCK_TIMEOUT_SECONDS = 20
+BUSY_SECONDS = 5.0
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
+
+
+class CallBusy(DomainError):
+    status = 503
+    code = "call_busy"
+
+    def __init__(self, call_sid: str, detail: str | None = None, **extra: object) -> None:
+        super().__init__(
+            detail or f"call {call_sid} is busy with another change: try again", **extra
+        )
+        self.call_sid = call_sid
+        self.headers["Retry-After"] = "1"
 
 
 def advisory_key(call_sid: str) -> int:
@@ -29,29 +52,38 @@ def advisory_key(call_sid: str) -> int:
 
 
 class CallLocks:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, timeout: float = BUSY_SECONDS) -> None:
         self.engine = engine
+        self.timeout = timeout
         self._postgres = engine.dialect.name == "postgresql"
         self._local: dict[str, tuple[threading.Lock, int]] = {}
         self._guard = threading.Lock()
 
     @contextmanager
     def hold(self, call_sid: str) -> Iterator[None]:
-        if self._postgres:
-            with self._advisory(call_sid):
-                yield
-        else:
-            with self._in_process(call_sid):
+        """The call's lock, or CallBusy after `timeout` seconds."""
+        deadline = time.monotonic() + self.timeout
+        with self._in_process(call_sid):
+            if self._postgres:
+                with self._advisory(call_sid, deadline - time.monotonic()):
+                    yield
+            else:
                 yield
 
     @contextmanager
-    def _advisory(self, call_sid: str) -> Iterator[None]:
+    def _advisory(self, call_sid: str, timeout: float) -> Iterator[None]:
         key = advisory_key(call_sid)
+        milliseconds = max(1, int(timeout * 1000))
         connection = self.engine.connect()
         try:
-            with connection.begin():
-                connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'"))
-                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                with connection.begin():
+                    connection.execute(text(f"SET LOCAL lock_timeout = {milliseconds}"))
+                    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                    raise CallBusy(call_sid) from None  # another process holds the call
+                raise
             try:
                 yield
             finally:
@@ -69,10 +101,10 @@ class CallLocks:
         with self._guard:
             lock, users = self._local.get(call_sid, (threading.Lock(), 0))
             self._local[call_sid] = (lock, users + 1)
-        acquired = lock.acquire(timeout=LOCK_TIMEOUT_SECONDS)
+        acquired = lock.acquire(timeout=self.timeout)
         try:
             if not acquired:
-                raise Unavailable(f"call {call_sid} is busy: try again")
+                raise CallBusy(call_sid)
             yield
         finally:
             if acquired:

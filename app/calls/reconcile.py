@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import audit
 from app.calls.decisions import end_call
-from app.calls.locks import CallLocks
+from app.calls.locks import CallBusy, CallLocks
 from app.calls.provider import Provider, ProviderError, RecordingInfo
 from app.calls.state import confirmed_state
 from app.calls.store import ACTIVE_RECORDING, TERMINAL_RECORDING, find_call, recordings_of
@@ -209,9 +209,20 @@ class Reconciler:
                     break  # surfaced to the caller and retried by the sweep, not looped on
         return outcome
 
+    def reconcile_or_leave(self, call_sid: str, actor: str) -> None:
+        """For a webhook, whose answer does not wait on the platform: reconcile now or, if
+        the call is busy, leave it to its lock's holder (who plans from the newest facts)
+        and the sweep, rather than answer the platform 503."""
+        try:
+            self.reconcile(call_sid, actor)
+        except CallBusy:
+            log.info("reconcile_left_to_sweep", call_sid=call_sid, actor=actor)
+
     def sweep(self, actor: str = "system") -> int:
         """Reconcile every live call whose confirmed state differs from its desired one
-        (a failed resume or stop is retried here, never dropped). Returns how many."""
+        (a failed resume or stop, or a change whose request found the call busy, is
+        retried here, never dropped). A busy call is someone else's to reconcile now and
+        checked again on the next pass. Returns how many drifted."""
         with unit_of_work(self.sessions) as session:
             drifted = select(Call.call_sid).where(
                 Call.ended.is_(False),
@@ -221,7 +232,10 @@ class Reconciler:
             )
             sids = list(session.scalars(drifted))
         for call_sid in sids:
-            self.reconcile(call_sid, actor)
+            try:
+                self.reconcile(call_sid, actor)
+            except CallBusy:
+                log.info("sweep_found_call_busy", call_sid=call_sid)
         return len(sids)
 
     def _plan(self, call_sid: str, actor: str) -> list[Action]:

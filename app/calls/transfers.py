@@ -202,5 +202,5 @@ class Transfers:
             body = render(answer)
             keep_response(session, receipt, body)
         if kind == "payment_return":
-            self.reconciler.reconcile(call_sid, PLATFORM)
+            self.reconciler.reconcile_or_leave(call_sid, PLATFORM)
         return Reply(body)

@@ -27,7 +27,9 @@ def serve(
         host=chosen.host,
         port=chosen.port,
         workers=workers,
-        proxy_headers=True,
+        # X-Forwarded-For is believed only from CALLGUARD_TRUSTED_PROXIES, in one place
+        # (app/api/ratelimit.py): uvicorn's own would trust any local client's header.
+        proxy_headers=False,
         log_config=None,
         access_log=False,  # callguard logs each request itself, as JSON, without the query
     )

@@ -1,6 +1,11 @@
 """Retrieving a recording (R4): only for a purpose the notice names, by a role allowed it,
 logged with who and why. The answer is a short-lived link to our own media route, so
-nobody handling recordings ever needs the provider's credentials."""
+nobody handling recordings ever needs the provider's credentials.
+
+The link serves one recording for MEDIA_TOKEN_TTL and at most MEDIA_FETCH_LIMIT fetches,
+each a byte range or the whole, each audited: not single-use, because an audio player asks
+again for every seek (and Safari probes a range before it plays); bounded, so a link copied
+from a proxy log or a browser's history after use is worth little."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import secrets
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app import audit
@@ -21,7 +26,12 @@ from app.retention.errors import Gone
 from app.storage.models import Recording, RecordingAccess, User, utcnow
 
 MEDIA_TOKEN_TTL = timedelta(minutes=5)
+MEDIA_FETCH_LIMIT = 20
 MEDIA_PATH = "/api/v1/media/"
+_NO_LINK = (
+    "this media link is unknown, has expired or has been used "
+    f"{MEDIA_FETCH_LIMIT} times: ask for a new one (POST /api/v1/recordings/{{sid}}/access)"
+)
 
 
 class Purpose(StrEnum):
@@ -100,18 +110,34 @@ def grant_access(
 
 def redeem(session: Session, token: str) -> tuple[RecordingAccess, Recording]:
     """The access a media token belongs to, while it is valid and the recording exists.
-    An unknown and an expired token are the same 404."""
+    An unknown, an expired and a used-up token are the same 404."""
     access = session.scalars(
         select(RecordingAccess).where(RecordingAccess.token_sha256 == _digest(token))
     ).one_or_none()
-    if access is None or access.expires_at <= utcnow():
-        raise NotFound("this media link is unknown or has expired")
+    if access is None or access.expires_at <= utcnow() or access.fetches >= MEDIA_FETCH_LIMIT:
+        raise NotFound(_NO_LINK)
     recording = recording_by_sid(session, access.recording_sid)
     ensure_not_destroyed(recording)
     return access, recording
 
 
-def log_media_fetched(session: Session, access: RecordingAccess, recording: Recording) -> None:
+def log_media_fetched(
+    session: Session, access: RecordingAccess, recording: Recording, byte_range: str | None
+) -> None:
+    """Count the fetch and audit it; NotFound if the link expired or was used up since
+    redeem() (concurrent fetches: the conditional UPDATE lets exactly the limit through)."""
+    fetch = session.scalar(
+        update(RecordingAccess)
+        .where(
+            RecordingAccess.id == access.id,
+            RecordingAccess.fetches < MEDIA_FETCH_LIMIT,
+            RecordingAccess.expires_at > utcnow(),
+        )
+        .values(fetches=RecordingAccess.fetches + 1)
+        .returning(RecordingAccess.fetches)
+    )
+    if fetch is None:
+        raise NotFound(_NO_LINK)
     audit.append(
         session,
         audit.EventType.RECORDING_MEDIA_FETCHED,
@@ -119,7 +145,12 @@ def log_media_fetched(session: Session, access: RecordingAccess, recording: Reco
         call_sid=recording.call_sid,
         recording_sid=recording.recording_sid,
         reasons=[access.purpose],
-        detail={"access_id": access.id, "purpose": access.purpose},
+        detail={
+            "access_id": access.id,
+            "purpose": access.purpose,
+            "fetch": fetch,
+            "range": byte_range,
+        },
     )
 
 

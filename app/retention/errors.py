@@ -24,3 +24,15 @@ class MediaUnavailable(DomainError):
 
     status = 502
     code = "media_unavailable"
+
+
+class RangeNotSatisfiable(DomainError):
+    """The byte range asked for starts past the recording's end."""
+
+    status = 416
+    code = "range_not_satisfiable"
+
+    def __init__(self, size: int | None) -> None:
+        super().__init__("the byte range asked for starts past the end of the recording")
+        if size is not None:
+            self.headers["Content-Range"] = f"bytes */{size}"

@@ -1,5 +1,6 @@
-"""Prometheus metrics. Labels are paths, states, reasons and operations — never a phone
-number or a sid, so nothing personal and no unbounded label sets.
+"""Prometheus metrics. Labels are route templates, states, reasons and operations — never a
+phone number, a sid or anything else a client wrote, so nothing personal and no unbounded
+label sets.
 
 Each process serves its own registry; with `callguard serve --workers N` set
 PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode) or scrape each worker."""
@@ -23,7 +24,8 @@ T = TypeVar("T")
 
 WEBHOOKS = Counter(
     "callguard_webhooks_total",
-    "Platform webhooks by path and outcome (applied, duplicate, journaled, rejected, invalid)",
+    "Platform webhooks by route template (or other) and outcome "
+    "(applied, duplicate, journaled, rejected, invalid, failed)",
     ["path", "outcome"],
 )
 DECISIONS = Counter(

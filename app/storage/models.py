@@ -296,6 +296,8 @@ class RecordingAccess(Base):
     accessed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # Fetches made with the media link so far (at most MEDIA_FETCH_LIMIT: app/retention/access.py).
+    fetches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Disclosure(Base):

@@ -10,13 +10,14 @@ import logging
 import secrets
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from ipaddress import ip_network
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app.api.ratelimit import AuthFailureLimiter, client_key
+from app.api.ratelimit import AuthFailureLimiter, TooManyRequests, client_key
 from app.config import Settings, SettingsError, load_settings
 from app.main import create_app
 from app.people.users import Role, disable_user
@@ -339,3 +340,46 @@ def test_settings_defaults_and_refusals(monkeypatch: pytest.MonkeyPatch) -> None
         with pytest.raises(SettingsError, match=name):
             load_settings()
         monkeypatch.delenv(name)
+
+
+def test_concurrent_wrong_tokens_get_exactly_the_limit_of_401s(
+    app: FastAPI, client: TestClient, services
+) -> None:
+    """Issue 14 item 6: 50 wrong tokens at once from one client; the count is atomic, so
+    only `limit` of them are looked up and answered 401, every other one 429."""
+    token = bearer(make_user(services, "gil", Role.AGENT))
+    guesses = [wrong() for _ in range(10 * LIMIT)]
+    start = threading.Barrier(len(guesses))
+
+    def attempt(headers: dict[str, str]) -> int:
+        start.wait()
+        return client.get("/api/v1/me", headers=headers).status_code
+
+    with ThreadPoolExecutor(len(guesses)) as pool:
+        statuses = list(pool.map(attempt, guesses))
+    assert statuses.count(401) == LIMIT, statuses
+    assert statuses.count(429) == len(guesses) - LIMIT
+    assert app.state.auth_limiter.failures(DIRECT[0]) == LIMIT
+    assert_limited(client.get("/api/v1/me", headers=token))
+    assert app.state.auth_limiter._checking == {}  # nothing left reserved
+
+
+def test_checks_in_flight_hold_back_new_guesses_only_near_the_limit() -> None:
+    limiter = AuthFailureLimiter(limit=3, window=60, max_clients=10, clock=Clock())
+    a, b, c, d = (limiter.tag(f"guess-{n}") for n in range(4))
+    limiter.admit("x", a)
+    limiter.admit("x", b)
+    limiter.admit("x", c)  # three distinct checks in flight: the limit's worth
+    limiter.admit("x", a)  # the same credential again is no new guess
+    with pytest.raises(TooManyRequests) as refused:
+        limiter.admit("x", d, wait=0.05)  # would be a fourth: refused once the wait is over
+    assert refused.value.retry_after == 1
+    limiter.settle("x", a, failed=False)  # a valid token after all
+    limiter.settle("x", a, failed=False)
+    limiter.admit("x", d, wait=0)  # room again
+    for tag in (b, c, d):
+        limiter.settle("x", tag, failed=True)
+    assert limiter.failures("x") == 3
+    with pytest.raises(TooManyRequests) as limited:
+        limiter.admit("x", a)
+    assert limited.value.retry_after == 60

@@ -1,5 +1,6 @@
 """Governance fixtures: people with roles, recordings that completed (through the real
-webhooks, or seeded straight into the database for volume), the CLI with its settings."""
+webhooks, or seeded straight into the database for volume), the CLI with its settings, an
+app on the fake Twilio."""
 
 from __future__ import annotations
 
@@ -9,19 +10,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select, text
 from typer.testing import CliRunner, Result
 
 from app.callers.numbers import protect_caller
-from app.config import get_settings
+from app.config import Settings, get_settings, load_settings
+from app.main import create_app
 from app.people.users import Role
 from app.platforms.simulator.platform import SimulatedPlatform
 from app.platforms.simulator.resources import new_call_sid
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
-from app.runtime.services import Services
+from app.runtime.services import Services, build_services
 from app.storage.db import make_engine, unit_of_work
 from app.storage.models import Call, Recording, utcnow
 from tests.factories import DEFAULT_CALLER, Platform, bearer, make_user
+from tests.twilio_fake.server import FakeTwilioServer
 
 POLICY = load_policy_file(DEFAULT_POLICY_PATH)
 CONTACT_HARLOW = POLICY.department("contact-harlow").numbers[0]
@@ -182,3 +186,27 @@ def run_cli(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable
 
     yield invoke
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def twilio_settings(
+    migrated_url: str, twilio_server: FakeTwilioServer, tmp_path, monkeypatch
+) -> Settings:
+    monkeypatch.chdir(tmp_path)
+    return load_settings(
+        database_url=migrated_url,
+        public_base_url="https://callguard.example.org",
+        provider="twilio",
+        twilio_account_sid=twilio_server.account_sid,
+        twilio_auth_token=twilio_server.auth_token,
+        twilio_api_base_url=twilio_server.base_url,
+        env="test",
+    )
+
+
+@pytest.fixture
+def twilio_app(twilio_settings: Settings) -> Iterator[tuple[TestClient, object]]:
+    services = build_services(twilio_settings)
+    with TestClient(create_app(twilio_settings, services)) as client:
+        yield client, services
+    services.close()

@@ -4,18 +4,13 @@ credentials); a destroyed recording is 410."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings, load_settings
-from app.main import create_app
 from app.people.users import Role
 from app.platforms.simulator.provider import SimulatorProvider
 from app.retention.run import RetentionRun
-from app.runtime.services import build_services
 from app.storage.db import unit_of_work
 from app.storage.models import RecordingAccess, utcnow
 from tests.factories import bearer, make_user
@@ -113,30 +108,6 @@ def test_a_recording_without_media_cannot_be_retrieved(
     call_sid = platform.queue_call(CONTACT_HARLOW)  # still recording
     sid = platform.simulator.recordings(call_sid)[0].sid
     assert access(client, sid, "complaint", people.governance).status_code == 409
-
-
-@pytest.fixture
-def twilio_settings(
-    migrated_url: str, twilio_server: FakeTwilioServer, tmp_path, monkeypatch
-) -> Settings:
-    monkeypatch.chdir(tmp_path)
-    return load_settings(
-        database_url=migrated_url,
-        public_base_url="https://callguard.example.org",
-        provider="twilio",
-        twilio_account_sid=twilio_server.account_sid,
-        twilio_auth_token=twilio_server.auth_token,
-        twilio_api_base_url=twilio_server.base_url,
-        env="test",
-    )
-
-
-@pytest.fixture
-def twilio_app(twilio_settings: Settings) -> Iterator[tuple[TestClient, object]]:
-    services = build_services(twilio_settings)
-    with TestClient(create_app(twilio_settings, services)) as client:
-        yield client, services
-    services.close()
 
 
 def test_with_twilio_the_media_is_proxied_with_the_accounts_credentials(

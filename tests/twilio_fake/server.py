@@ -112,6 +112,7 @@ class _State:
     requests: list[ReceivedRequest] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     injections: list[_Injection] = field(default_factory=list)
+    media_ranges: list[str | None] = field(default_factory=list)  # each media GET's Range
     expect_all: bool = False
     expected_codes: set[int] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -204,6 +205,10 @@ class FakeTwilioServer:
     @property
     def requests(self) -> list[ReceivedRequest]:
         return self._state.requests
+
+    @property
+    def media_ranges(self) -> list[str | None]:
+        return self._state.media_ranges
 
     @property
     def violations(self) -> list[Violation]:
@@ -343,7 +348,9 @@ class FakeTwilioServer:
                     )
             return _error_response(rej.status, rej.code, rej.message)
         kind = "audio/mpeg" if match["ext"] == "mp3" else "audio/x-wav"
-        return Response(MEDIA_BYTES, media_type=kind)
+        with state.lock:
+            state.media_ranges.append(request.headers.get("range"))
+        return _media_range(request.headers.get("range"), kind)
 
     def _take_injection(self, state: _State, name: str) -> _Injection | None:
         with state.lock:
@@ -536,6 +543,26 @@ def _operation_name(op: Operation, req: ReceivedRequest) -> str:
         "FetchCallRecording": "fetch_call_recording",
         "FetchCall": "fetch_call",
     }.get(op.operation_id, op.operation_id)
+
+
+def _media_range(header: str | None, kind: str) -> Response:
+    """One `bytes=a-b`, `bytes=a-` or `bytes=-n` range as Twilio's media storage answers it
+    (206 or 416); no header or any other form: the whole."""
+    size = len(MEDIA_BYTES)
+    found = re.fullmatch(r"bytes=(\d*)-(\d*)", header or "")
+    if found is None or found.groups() == ("", ""):
+        return Response(MEDIA_BYTES, media_type=kind, headers={"Accept-Ranges": "bytes"})
+    first, last = found.groups()
+    start = size - int(last) if not first else int(first)
+    end = size - 1 if not first or not last else min(int(last), size - 1)
+    if start >= size or start < 0:
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    return Response(
+        MEDIA_BYTES[start : end + 1],
+        status_code=206,
+        media_type=kind,
+        headers={"Content-Range": f"bytes {start}-{end}/{size}", "Accept-Ranges": "bytes"},
+    )
 
 
 def _error_response(

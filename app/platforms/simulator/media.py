@@ -7,7 +7,7 @@ import wave
 
 from app.calls.provider import ProviderError, RecordingStore
 from app.retention.errors import Gone, MediaUnavailable
-from app.retention.media import WAV, Media
+from app.retention.media import WAV, Media, cut
 
 
 def silent_wav(seconds: float = 1.0, rate: int = 8000) -> bytes:
@@ -25,11 +25,12 @@ class SimulatedMedia:
     def __init__(self, provider: RecordingStore) -> None:
         self.provider = provider
 
-    def open(self, recording_sid: str) -> Media:
+    def open(self, recording_sid: str, byte_range: str | None = None) -> Media:
         try:
             self.provider.fetch_recording(recording_sid)
         except ProviderError as exc:
             if exc.not_found:
                 raise Gone(f"the provider no longer has recording {recording_sid}") from exc
             raise MediaUnavailable(f"the provider failed: {exc}") from exc
-        return Media(iter([silent_wav()]), WAV, lambda: None)
+        status, headers, body = cut(silent_wav(), byte_range)
+        return Media(iter([body]), WAV, lambda: None, status, headers)

@@ -2,14 +2,14 @@
 {RecordingSid}.wav` with the account's credentials (Twilio's documented media URL; it may
 redirect to its storage, and httpx drops the credentials on a redirect to another host).
 The URL is built from the settings, never from a stored RecordingUrl, so credentials only
-go to the configured API."""
+go to the configured API. A byte range is asked of Twilio and its 206 (or 416) relayed."""
 
 from __future__ import annotations
 
 import httpx
 
-from app.retention.errors import Gone, MediaUnavailable
-from app.retention.media import CHUNK, WAV, Media
+from app.retention.errors import Gone, MediaUnavailable, RangeNotSatisfiable
+from app.retention.media import CHUNK, RELAYED, WAV, Media
 
 
 class TwilioMedia:
@@ -27,11 +27,14 @@ class TwilioMedia:
             f"/Recordings/{recording_sid}.wav"
         )
 
-    def open(self, recording_sid: str) -> Media:
+    def open(self, recording_sid: str, byte_range: str | None = None) -> Media:
         client = httpx.Client(timeout=self.timeout, follow_redirects=True, auth=self._auth)
+        # identity: the bytes relayed are the bytes Content-Length and Content-Range count.
+        headers = {"Accept-Encoding": "identity", **({"Range": byte_range} if byte_range else {})}
         try:
             response = client.send(
-                client.build_request("GET", self.url(recording_sid)), stream=True
+                client.build_request("GET", self.url(recording_sid), headers=headers),
+                stream=True,
             )
         except httpx.HTTPError as exc:
             client.close()
@@ -46,7 +49,24 @@ class TwilioMedia:
         if response.status_code == 404:
             close()
             raise Gone(f"the provider no longer has recording {recording_sid}")
+        if response.status_code == 416:
+            close()
+            total = response.headers.get("content-range", "").rpartition("/")[2]
+            raise RangeNotSatisfiable(int(total) if total.isdecimal() else None)
         if response.status_code >= 400:
             close()
             raise MediaUnavailable(f"the provider answered {response.status_code}")
-        return Media(response.iter_bytes(CHUNK), response.headers.get("content-type", WAV), close)
+        relayed = {k: v for k, v in response.headers.items() if k.lower() in RELAYED}
+        if response.status_code != 206:
+            relayed.pop("content-range", None)
+        chunks = response.iter_raw(CHUNK)
+        if response.headers.get("content-encoding", "identity") != "identity":
+            relayed.pop("content-length", None)  # encoded anyway: decoded, so the length is off
+            chunks = response.iter_bytes(CHUNK)
+        return Media(
+            chunks,
+            response.headers.get("content-type", WAV),
+            close,
+            206 if response.status_code == 206 else 200,
+            relayed,
+        )
