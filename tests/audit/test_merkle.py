@@ -207,10 +207,9 @@ def test_reads_are_one_batch_of_at_most_2_log_n_plus_1_nodes() -> None:
 # 02194e9afb6c1d95b5381350007963aa70fff472 (from Certificate Transparency's test suite):
 # eight entries, the roots of their prefixes, and proofs. That file numbers leaves from 1;
 # the indices here are 0-based.
-CT_ENTRIES = [b""] + [
-    bytes.fromhex(h)
-    for h in "00 10 2021 3031 40414243 5051525354555657 606162636465666768696a6b6c6d6e6f".split()
-]
+CT_HEX = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657"]
+CT_HEX.append("606162636465666768696a6b6c6d6e6f")
+CT_ENTRIES = [bytes.fromhex(h) for h in CT_HEX]
 CT_ROOTS = [
     "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
     "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
