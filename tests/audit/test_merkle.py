@@ -347,6 +347,10 @@ def test_trivial_and_empty_trees() -> None:
     assert verify_consistency(0, 5, EMPTY_ROOT, root_5, [])
     assert not verify_consistency(0, 5, root_5, root_5, [])
     assert not verify_consistency(0, 5, EMPTY_ROOT, root_5, [root_5])
+    # a hash that is not 32 bytes is no SHA-256 hash, even where nothing is hashed
+    assert not verify_inclusion(b"x", 0, 1, [], b"x")
+    assert not verify_consistency(2, 2, b"x", b"x", [])
+    assert not verify_consistency(0, 5, EMPTY_ROOT, b"x", [])
     # no tree is a prefix of a smaller one, and sizes are never negative
     assert not verify_consistency(6, 5, root_6, root_5, [])
     assert not verify_consistency(-1, 5, EMPTY_ROOT, root_5, [])
