@@ -15,7 +15,7 @@ so the store is append-only like the log (rows are inserted, never updated). A `
 answers `get_many(nodes)`: one batched read, so a database answers a proof in one round
 trip. Every subtree hash the RFC's PATH and PROOF need is either such a node or the tree's
 right edge [x, n), whose hash folds the popcount(n - x) perfect nodes that tile it; so the
-root of any size n costs popcount(n) <= log2(n) + 1 reads, a proof at most 2 log2(n) + 1,
+root of any size n costs popcount(n) <= log2(n) + 1 reads, a proof at most 2 ceil(log2 n),
 none of them of the log itself, and proofs against any older tree head work from the same
 store.
 
@@ -26,8 +26,15 @@ hashes returns exactly the nodes that became complete, k leaves and about k inne
 hashes and inserts; it restarts from any size with `Frontier.load(store, size)`, reading
 popcount(size) nodes. One writer (the sequencer) extends the tree, and should insert the
 returned nodes in the transaction that assigns the sequences, so that the stored nodes and
-the log never disagree. bench/merkle.py measures the figures and compares this with
-storing tiles.
+the log never disagree.
+
+Every node or tiles (bench/merkle.py, 10M events, measured): every node costs 91 bytes
+an event on SQLite and 232 on PostgreSQL (its per-row overhead); tiles (C2SP tlog-tiles:
+only every 8th level kept, 256 hashes to a row, the levels between recomputed) 34 on
+both. Proofs from either cost well under a millisecond of CPU (p50 0.1 ms from nodes,
+0.7 ms from tiles, which rehash up to 254 nodes per tile level). Nodes are simpler
+(insert-only rows; tiles rewrite each level's partial tile at every batch); tiles cut the
+PostgreSQL cost ~7x. A tile store is just another NodeStore: nothing here changes.
 """
 
 from __future__ import annotations

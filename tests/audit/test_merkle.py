@@ -113,11 +113,12 @@ class Counting:
     """A NodeStore wrapper that counts batched reads and the nodes they ask for."""
 
     def __init__(self, inner: MemoryNodeStore) -> None:
-        self.inner, self.calls, self.nodes = inner, 0, 0
+        self.inner, self.calls, self.nodes, self.largest = inner, 0, 0, 0
 
     def get_many(self, nodes: list[Node]) -> list[bytes]:
         self.calls += 1
         self.nodes += len(nodes)
+        self.largest = max(self.largest, len(nodes))
         return self.inner.get_many(nodes)
 
 
@@ -158,7 +159,7 @@ def test_every_proof_of_every_size_to_64_equals_the_reference(n: int) -> None:
 @pytest.mark.parametrize("n", [1000, 1024, 4097])
 def test_large_trees_every_leaf_and_every_prefix(n: int) -> None:
     values = entries(n, seed=n)
-    ref, store = Reference(values), grown(values)
+    ref, store = Reference(values), Counting(grown(values))
     root_n = ref.mth(0, n)
     assert merkle.root(store, n) == root_n
     for m in range(n):
@@ -169,6 +170,8 @@ def test_large_trees_every_leaf_and_every_prefix(n: int) -> None:
         proof = consistency_proof(store, m, n)
         assert proof == ref.proof(m, n)
         assert verify_consistency(m, n, ref.mth(0, m), root_n, proof)
+    assert store.calls == 2 * n  # one batched read per root or proof
+    assert store.largest <= 2 * (n - 1).bit_length()
 
 
 def test_a_larger_tree_at_random_points() -> None:
@@ -183,12 +186,12 @@ def test_a_larger_tree_at_random_points() -> None:
             assert consistency_proof(store, m, size) == ref.proof(m, size)
 
 
-def test_reads_are_one_batch_of_at_most_2_log_n_plus_1_nodes() -> None:
+def test_reads_are_one_batch_of_at_most_2_ceil_log2_n_nodes() -> None:
     for n in range(1, 65):
         counting = Counting(FULL64)
         merkle.root(counting, n)
         assert (counting.calls, counting.nodes) == (1, n.bit_count())
-        bound = 2 * n.bit_length() + 1
+        bound = 2 * (n - 1).bit_length()  # 2 ceil(log2 n)
         for m in range(n):
             counting = Counting(FULL64)
             inclusion_proof(counting, m, n)
