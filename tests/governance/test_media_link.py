@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.people.users import Role
-from app.retention.access import MEDIA_FETCH_LIMIT
 from app.platforms.simulator.media import silent_wav
+from app.retention.access import MEDIA_FETCH_LIMIT
 from app.retention.media import single_range
 from app.storage.db import unit_of_work
 from app.storage.models import RecordingAccess, utcnow
