@@ -116,3 +116,21 @@ def test_a_bad_setting_is_named_by_the_cli(monkeypatch: pytest.MonkeyPatch) -> N
     result = runner.invoke(cli, ["users", "add", "x", "--role", "agent"])
     assert result.exit_code == 2
     assert "CALLGUARD_FAIL_SAFE" in result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "across_a_source_line_break"),
+    [
+        ([], "(signed webhooks), and print what the caller heard"),
+        (["simulate"], "pauses for a card payment, then ends it"),
+        (["simulate"], "as a supervisor, with --token or CALLGUARD_TOKEN. Without either"),
+    ],
+)
+def test_help_reflows_paragraphs_instead_of_breaking_sentences(
+    command: list[str], across_a_source_line_break: str
+) -> None:
+    """Issue 14 item 8: a docstring's source line breaks never show in --help: on a wide
+    terminal, words the source splits across two lines are on one."""
+    result = runner.invoke(cli, [*command, "--help"], env={"COLUMNS": "400", "TERM": "dumb"})
+    assert result.exit_code == 0, result.output
+    assert any(across_a_source_line_break in line for line in result.output.splitlines())

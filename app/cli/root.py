@@ -11,10 +11,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings, SettingsError, get_settings
 from app.storage.db import make_engine, make_session_factory
 
-cli = typer.Typer(help="callguard: call-recording control middleware", no_args_is_help=True)
+# markdown: a docstring's paragraphs are joined and re-wrapped to the terminal, so help
+# text never breaks mid-sentence where the source line happened to end.
+cli = typer.Typer(
+    help="callguard: call-recording control middleware",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
 
-err = Console(stderr=True)
-out = Console()
+# soft_wrap: a long line (a URL, a reason list) is left for the terminal to wrap, never
+# broken by us mid-word, and piped output keeps whole lines.
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 def configured() -> Settings:

@@ -119,3 +119,57 @@ def test_live_call_is_assigned_and_stays_up_for_the_console(live, simulate: Simu
     assert state["call"]["agent"] == "ann"
     assert state["call"]["status"] == "completed"  # hung up after --talk
     assert _commands(out)[0] == "start"  # recorded while it was up
+
+
+def test_piped_output_cuts_nothing_and_commands_come_before_their_state(
+    live, simulate: Simulate
+) -> None:
+    """Issue 14 items 7 and 9: piped into a narrow width, every event type, reason and id is
+    whole (nothing ends in '…'), and a person's action prints the platform command first,
+    then the call state it led to."""
+    out = _ok(simulate("payment", COLUMNS="40"))
+    assert "…" not in out
+    for whole in ("recording.pause_requested", "payment_in_progress", "department_recorded"):
+        assert whole in out
+    call = _inspect(live, out)
+    for recording in call["recordings"]:
+        assert recording["recording_sid"] in out
+    pause = out.index("callguard → platform: pause recording RE")
+    paused_state = out.index("recording state paused")
+    assert pause < paused_state
+
+
+def test_simulate_live_hangs_up_when_terminated(live) -> None:
+    """Issue 14 item 10: `simulate live` stopped with SIGTERM hangs its call up first."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.e2e.conftest import BIN
+
+    process = subprocess.Popen(
+        [BIN / "callguard", "simulate", "live", "--talk", "60"],
+        env={**live["env"], "COLUMNS": "200"},
+        cwd=live["cwd"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 30
+        assert process.stdout is not None
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if "call CA" in line:
+                break
+        time.sleep(1.5)  # queued, recording, assigned: inside the 60 s of talk
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    out = "".join(lines) + rest
+    state = _inspect(live, out)
+    assert state["call"]["status"] == "completed", out
+    assert all(r["status"] in ("completed", "absent") for r in state["recordings"]), out

@@ -23,6 +23,7 @@ from app.platforms.simulator.dev_token import DEV_TOKEN_FILE
 from app.platforms.simulator.report import (
     Step,
     command_text,
+    heading,
     parse_twiml,
     show,
     show_call,
@@ -231,7 +232,7 @@ class LiveCall:
         self.commands: list[dict[str, Any]] = []
 
     def dial(self, title: str, number: str, caller: str, digits: str | None) -> None:
-        self.console.rule(f"{title} call {self.sid} to {number}")
+        heading(self.console, f"{title} call {self.sid} to {number}")
         response = self.platform.post(
             "/webhooks/twilio/voice",
             {
@@ -276,11 +277,14 @@ class LiveCall:
     ) -> dict[str, Any]:
         """A supervisor's button: the people's API answer and the commands it caused."""
         assert self.people is not None
-        self.console.print(f"[cyan]{what}[/cyan]  [dim]POST /api/v1/calls/…/{action}[/dim]")
+        self.console.print(
+            f"[cyan]{what}[/cyan]  [dim]POST /api/v1/calls/{self.sid}/{action}[/dim]",
+            highlight=False,
+        )
         answer = self.people.post(f"/calls/{self.sid}/{action}", body, accept)
+        self.show_commands()  # what callguard told the platform, then the state it led to
         if "call_sid" in answer:
             show_call(self.console, answer)
-        self.show_commands()
         return answer
 
     def transfer(self, what: str, body: dict[str, Any]) -> None:

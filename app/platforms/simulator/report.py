@@ -52,6 +52,14 @@ def url_path(url: str) -> str:
 # -- printing -------------------------------------------------------------------------------
 
 
+def heading(console: Console, title: str) -> None:
+    """A rule across a terminal; piped, a plain line (a rule cuts a long title to fit)."""
+    if console.is_terminal:
+        console.rule(title)
+    else:
+        console.print(f"== {title} ==", highlight=False)
+
+
 def show(console: Console, step: Step) -> None:
     for text in step.says:
         console.print(f"  [dim]says:[/dim] {text}", highlight=False)
@@ -82,7 +90,7 @@ def command_text(command: dict[str, Any]) -> str:
 
 def report(console: Console, state: dict[str, Any]) -> None:
     call = state["call"]
-    console.rule("what callguard did")
+    heading(console, "what callguard did")
     console.print(f"department: {call['department']}", highlight=False)
     operations = [c["operation"] for c in state["commands"]]
     console.print(f"platform commands: {', '.join(operations) or 'none'}", highlight=False)
@@ -101,11 +109,8 @@ def report(console: Console, state: dict[str, Any]) -> None:
         )
     if not state["recordings"]:
         console.print("[yellow]not recorded[/yellow]")
-    table = Table(title="audit events")
-    for column in ("seq", "type", "actor", "recording", "reasons", "detail"):
-        table.add_column(column)
-    for e in state["events"]:
-        table.add_row(
+    rows = [
+        (
             str(e["sequence"]),
             e["type"],
             e["actor"],
@@ -113,4 +118,18 @@ def report(console: Console, state: dict[str, Any]) -> None:
             ", ".join(e["reasons"]),
             ", ".join(f"{k}={v}" for k, v in e["detail"].items()),
         )
+        for e in state["events"]
+    ]
+    if not console.is_terminal:
+        # Piped or redirected: one line per event, nothing cut to fit a width.
+        console.print("audit events:")
+        for row in rows:
+            console.print("  " + "  ".join(cell for cell in row if cell), highlight=False)
+        return
+    table = Table(title="audit events")
+    for column in ("seq", "type", "actor", "recording", "reasons", "detail"):
+        # fold, never ellipsis: a narrow terminal wraps ids, types and reasons, never cuts
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
     console.print(table)

@@ -3,8 +3,10 @@ queued and hanging up (drive.py holds the caller and the supervisor; report.py p
 
 from __future__ import annotations
 
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -150,12 +152,28 @@ def run(
         scenario, options.number or _number_for(policy, department), options.caller, options.digits
     )
     try:
-        ok = SCENARIOS[scenario](call, options)
-    except SimulationError:
-        call.hang_up()  # else the call would stay live on the simulator
+        with _interrupts_as_errors():
+            ok = SCENARIOS[scenario](call, options)
+    except (SimulationError, KeyboardInterrupt):
+        call.hang_up()  # else the call would stay live on the simulator for ever
         raise
     report(console, call.hang_up())
     return ok
+
+
+@contextmanager
+def _interrupts_as_errors() -> Iterator[None]:
+    """SIGTERM (a `kill`, a closed terminal's supervisor) is taken like Ctrl-C: the call is
+    hung up before the process goes, rather than left `initiated`/`recording` for ever."""
+
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _number_for(policy: dict[str, Any], department: str | None) -> str:
