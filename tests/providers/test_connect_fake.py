@@ -1,0 +1,700 @@
+"""The Amazon Connect stand-in refuses what Connect would refuse, and serves the rest.
+
+Clients are boto3's own, pointed at the stand-in; where a test must send what boto3 would
+not (an unknown member, a wrong type, a tampered body), the request is signed with
+botocore's SigV4Auth and sent with httpx.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import botocore.auth
+import httpx
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError, ReadTimeoutError
+
+from tests.connect_fake import answers
+from tests.connect_fake.journal import OFF_MODEL
+from tests.connect_fake.model import load_index
+from tests.connect_fake.server import FakeConnectServer
+from tests.connect_fake.state import ConnectError, ConnectState, RecordingState
+
+ALL = {"VoiceRecordingTrack": "ALL"}
+
+
+@dataclass
+class World:
+    server: FakeConnectServer
+    client: Any
+    instance: str
+    contact: str
+
+    def ids(self, contact: str | None = None, initial: str | None = None) -> dict[str, str]:
+        """The three ids a recording request names, the initial one as Connect knows it."""
+        contact = contact or self.contact
+        initial = initial or self.server.contact(self.instance, contact).initial_contact_id
+        return {"InstanceId": self.instance, "ContactId": contact, "InitialContactId": initial}
+
+    def start(self, contact: str | None = None) -> None:
+        self.client.start_contact_recording(**self.ids(contact), VoiceRecordingConfiguration=ALL)
+
+
+@pytest.fixture
+def world(connect_server: FakeConnectServer) -> World:
+    instance = connect_server.add_instance().id
+    connect_server.add_queue(instance, "Payments")
+    contact = connect_server.add_contact(instance, queue="Payments").id
+    return World(connect_server, connect_server.client(), instance, contact)
+
+
+def refused(
+    call: Callable[[], Any], server: FakeConnectServer, code: str, status: int, text: str = ""
+) -> ClientError:
+    """boto3 raises ClientError with Connect's code and status, and the stand-in recorded
+    exactly that one violation."""
+    with pytest.raises(ClientError) as info:
+        call()
+    err = info.value
+    assert err.response["Error"]["Code"] == code, err.response
+    assert err.response["ResponseMetadata"]["HTTPStatusCode"] == status
+    assert text in err.response["Error"]["Message"]
+    [violation] = server.take_violations()
+    assert (violation.code, violation.status) == (code, status)
+    return err
+
+
+def send(
+    server: FakeConnectServer,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    query: str = "",
+    secret: str | None = None,
+    tamper: Callable[[bytes], bytes] | None = None,
+) -> httpx.Response:
+    """A request signed by botocore's SigV4Auth and sent as is (or tampered with after)."""
+    url = f"{server.endpoint_url}{path}" + (f"?{query}" if query else "")
+    data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    req = AWSRequest(
+        method=method, url=url, data=data, headers={"Content-Type": "application/json"}
+    )
+    creds = Credentials(server.access_key, secret or server.secret_key)
+    SigV4Auth(creds, "connect", server.region).add_auth(req)
+    content = tamper(data) if tamper else data
+    return httpx.request(method, url, content=content, headers=dict(req.headers.items()))
+
+
+def raw_refused(resp: httpx.Response, server: FakeConnectServer, code: str, text: str) -> None:
+    assert resp.headers["x-amzn-ErrorType"] == code, resp.text
+    assert text in resp.json()["message"]
+    [violation] = server.take_violations()
+    assert violation.code == code
+    assert violation.status == resp.status_code
+
+
+# -- serving ---------------------------------------------------------------------------
+
+
+def test_recording_lifecycle_and_describe(world: World) -> None:
+    server, client = world.server, world.client
+    world.start()
+    client.suspend_contact_recording(**world.ids())
+    rec = server.contact(world.instance, world.contact).recording
+    assert rec is not None and rec.state is RecordingState.SUSPENDED
+    client.resume_contact_recording(**world.ids())
+    client.stop_contact_recording(**world.ids())
+    assert rec.state is RecordingState.STOPPED
+    assert [op for op, _ in rec.history] == [
+        "StartContactRecording",
+        "SuspendContactRecording",
+        "ResumeContactRecording",
+        "StopContactRecording",
+    ]
+    live = client.describe_contact(InstanceId=world.instance, ContactId=world.contact)["Contact"]
+    assert "DisconnectTimestamp" not in live and "Recordings" not in live
+    location = server.disconnect_contact(world.instance, world.contact)
+    assert location is not None and location.startswith(f"{server.recording_bucket}/connect/")
+    contact = client.describe_contact(InstanceId=world.instance, ContactId=world.contact)["Contact"]
+    assert contact["Id"] == contact["InitialContactId"] == world.contact
+    assert contact["InitiationMethod"] == "INBOUND" and contact["Channel"] == "VOICE"
+    queue = server.connect.instances[world.instance].queues
+    assert contact["QueueInfo"]["Id"] in queue
+    assert isinstance(contact["DisconnectTimestamp"], datetime)
+    [recording] = contact["Recordings"]
+    assert recording["MediaStreamType"] == "AUDIO" and recording["StorageType"] == "S3"
+    assert recording["Location"] == location and recording["Status"] == "AVAILABLE"
+    started = server.requests_for("StartContactRecording")[0]
+    assert started.params["VoiceRecordingConfiguration"] == ALL and started.status == 200
+
+
+def test_recording_is_listed_only_once_written(world: World) -> None:
+    world.start()
+    given = "my-bucket/connect/x/CallRecordings/a.wav"
+    server = world.server
+    assert (
+        server.disconnect_contact(
+            world.instance, world.contact, recording_location=given, written=False
+        )
+        == given
+    )
+    describe = {"InstanceId": world.instance, "ContactId": world.contact}
+    assert "Recordings" not in world.client.describe_contact(**describe)["Contact"]
+    server.write_recording(world.instance, world.contact)
+    [rec] = world.client.describe_contact(**describe)["Contact"]["Recordings"]
+    assert rec["Location"] == given
+
+
+def test_transfer_contact_carries_the_initial_contact(world: World) -> None:
+    server = world.server
+    server.add_queue(world.instance, "Housing")
+    moved = server.add_contact(
+        world.instance,
+        initiation_method="TRANSFER",
+        previous_contact_id=world.contact,
+        queue="Housing",
+    )
+    world.start(moved.id)  # with the call's InitialContactId, not the transfer's own id
+    contact = world.client.describe_contact(InstanceId=world.instance, ContactId=moved.id)
+    body = contact["Contact"]
+    assert body["InitiationMethod"] == "TRANSFER"
+    assert body["PreviousContactId"] == world.contact
+    assert body["InitialContactId"] == world.contact != body["Id"]
+
+
+def test_list_queues_pages_and_filters(world: World) -> None:
+    server = world.server
+    for n in range(4):
+        server.add_queue(world.instance, f"Dept {n}")
+    server.add_queue(world.instance, None, queue_type="AGENT")
+    pages = world.client.get_paginator("list_queues").paginate(
+        InstanceId=world.instance, QueueTypes=["STANDARD"], MaxResults=2
+    )
+    summaries = [q for page in pages for q in page["QueueSummaryList"]]
+    assert [q["Name"] for q in summaries] == ["Payments", "Dept 0", "Dept 1", "Dept 2", "Dept 3"]
+    assert all(q["QueueType"] == "STANDARD" and q["Arn"].endswith(q["Id"]) for q in summaries)
+    calls = server.requests_for("ListQueues")
+    assert len(calls) == 3 and calls[0].params["QueueTypes"] == ["STANDARD"]
+    every = world.client.list_queues(InstanceId=world.instance)["QueueSummaryList"]
+    assert len(every) == 6 and "AGENT" in {q["QueueType"] for q in every}
+    first = world.client.list_queues(InstanceId=world.instance, MaxResults=5)
+    assert "NextToken" in first and len(first["QueueSummaryList"]) == 5
+
+
+def test_list_queues_refuses_a_token_it_never_gave(world: World) -> None:
+    forged = base64.urlsafe_b64encode(b"00000000:1").decode()  # offset 1, another key
+    refused(
+        lambda: world.client.list_queues(InstanceId=world.instance, NextToken=forged),
+        world.server,
+        "InvalidParameterException",
+        400,
+        "NextToken",
+    )
+
+
+# -- input against the model -----------------------------------------------------------
+
+
+def test_refuses_missing_required_member(world: World) -> None:
+    client = world.server.client(parameter_validation=False)
+    ids = world.ids()
+    del ids["InitialContactId"]
+    refused(
+        lambda: client.start_contact_recording(**ids, VoiceRecordingConfiguration=ALL),
+        world.server,
+        "InvalidParameterException",
+        400,
+        "InitialContactId: missing",
+    )
+    assert world.server.contact(world.instance, world.contact).recording is None
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_refuses_unknown_member(world: World, nested: bool) -> None:
+    body: dict[str, Any] = {**world.ids(), "VoiceRecordingConfiguration": ALL}
+    if nested:
+        body["VoiceRecordingConfiguration"] = {**ALL, "Colour": "red"}
+    else:
+        body["Colour"] = "red"
+    resp = send(world.server, "POST", "/contact/start-recording", body)
+    assert resp.status_code == 400
+    raw_refused(resp, world.server, "InvalidParameterException", "Colour: unknown member")
+    assert world.server.contact(world.instance, world.contact).recording is None
+
+
+def test_refuses_unknown_query_parameter(world: World) -> None:
+    resp = send(world.server, "GET", f"/queues-summary/{world.instance}", query="colour=red")
+    raw_refused(resp, world.server, "InvalidParameterException", "unknown query parameter")
+
+
+def test_refuses_wrong_types(world: World) -> None:
+    body = {**world.ids(), "ContactId": 5, "VoiceRecordingConfiguration": ALL}
+    resp = send(world.server, "POST", "/contact/start-recording", body)
+    raw_refused(resp, world.server, "InvalidParameterException", "5 is not a string")
+    resp = send(world.server, "GET", f"/queues-summary/{world.instance}", query="maxResults=ten")
+    raw_refused(resp, world.server, "InvalidParameterException", "'ten' is not a valid integer")
+    body = {**world.ids(), "VoiceRecordingConfiguration": "ALL"}
+    resp = send(world.server, "POST", "/contact/start-recording", body)
+    raw_refused(resp, world.server, "InvalidParameterException", "is not an object")
+
+
+def test_refuses_too_long_and_out_of_range(world: World) -> None:
+    # botocore checks no maximum: these reach the stand-in from boto3 as they would Connect.
+    ids = {**world.ids(), "ContactId": "c" * 257}
+    refused(
+        lambda: world.client.start_contact_recording(**ids, VoiceRecordingConfiguration=ALL),
+        world.server,
+        "InvalidParameterException",
+        400,
+        "257 characters is above the maximum 256",
+    )
+    refused(
+        lambda: world.client.list_queues(InstanceId=world.instance, MaxResults=1001),
+        world.server,
+        "InvalidParameterException",
+        400,
+        "1001 is above the maximum 1000",
+    )
+    unchecked = world.server.client(parameter_validation=False)
+    refused(
+        lambda: unchecked.list_queues(InstanceId=world.instance, MaxResults=0),
+        world.server,
+        "InvalidParameterException",
+        400,
+        "0 is below the minimum 1",
+    )
+    three = ["STANDARD", "AGENT", "STANDARD"]  # QueueTypes holds at most 2
+    refused(
+        lambda: world.client.list_queues(InstanceId=world.instance, QueueTypes=three),
+        world.server,
+        "InvalidParameterException",
+        400,
+        "3 items is above the maximum 2",
+    )
+
+
+def test_refuses_bad_enum_values(world: World) -> None:
+    # botocore's client checks no enum: boto3 sends these.
+    refused(
+        lambda: world.client.start_contact_recording(
+            **world.ids(), VoiceRecordingConfiguration={"VoiceRecordingTrack": "BOTH"}
+        ),
+        world.server,
+        "InvalidParameterException",
+        400,
+        "'BOTH' is not one of",
+    )
+    refused(
+        lambda: world.client.list_queues(InstanceId=world.instance, QueueTypes=["BOGUS"]),
+        world.server,
+        "InvalidParameterException",
+        400,
+        "QueueTypes[0]: 'BOGUS'",
+    )
+    # Suspend's model lists no InvalidParameterException: its bad input is a bad request.
+    refused(
+        lambda: world.client.suspend_contact_recording(**world.ids(), ContactRecordingType="VIDEO"),
+        world.server,
+        "InvalidRequestException",
+        400,
+        "'VIDEO' is not one of",
+    )
+
+
+def test_refuses_values_off_the_pattern(world: World) -> None:
+    # Operations the stand-in does not serve are still checked against the model first.
+    region = {"InstanceId": world.instance, "ReplicaAlias": "replica-1"}
+    refused(
+        lambda: world.client.replicate_instance(**region, ReplicaRegion="EU WEST 2"),
+        world.server,
+        "InvalidRequestException",
+        400,
+        "does not match",
+    )
+    refused(
+        lambda: world.client.replicate_instance(**region, ReplicaRegion="eu-west-1"),
+        world.server,
+        "NotImplemented",
+        501,
+        "does not serve ReplicateInstance",
+    )
+
+
+def test_patterns_with_unicode_classes_are_checked() -> None:
+    index = load_index()
+    op = index.model.operation_model("CreateDataTable")
+    body = {
+        "Name": "Café tables",
+        "TimeZone": "UTC",
+        "ValueLockLevel": "NONE",
+        "Status": "PUBLISHED",
+    }
+    _, problems = index.decode_input(op, {"InstanceId": "i"}, [], {}, json.dumps(body).encode())
+    assert problems == []
+    body["Name"] = "tables/2025"
+    _, problems = index.decode_input(op, {"InstanceId": "i"}, [], {}, json.dumps(body).encode())
+    assert len(problems) == 1 and "Name: 'tables/2025' does not match" in problems[0]
+
+
+def test_refuses_a_body_that_is_not_json(world: World) -> None:
+    resp = send(world.server, "POST", "/contact/start-recording", b"{not json")
+    assert resp.status_code == 400
+    raw_refused(resp, world.server, "SerializationException", "not JSON")
+
+
+def test_refuses_a_route_no_operation_has(world: World) -> None:
+    resp = send(world.server, "POST", "/contact/start-recordings", {})
+    assert resp.status_code == 404
+    raw_refused(resp, world.server, "UnknownOperationException", "No operation")
+
+
+def test_every_operation_of_the_model_is_routed_to_itself() -> None:
+    index = load_index()
+    for name in index.model.operation_names:
+        op = index.model.operation_model(name)
+        path = op.http["requestUri"].split("?")[0].replace("+}", "}")
+        path = "".join(p if not p.startswith("{") else "x1" for p in _split_labels(path))
+        matched = index.match(op.http["method"], path)
+        assert matched is not None and matched[0].name == name, (name, path)
+    assert index.source.name == "service-2.json.gz" and "botocore" in index.source.parts
+
+
+def _split_labels(template: str) -> list[str]:
+    return re.split(r"(\{[^}]+\})", template)
+
+
+# -- rules the model leaves in prose ----------------------------------------------------
+
+
+def test_start_is_one_time(world: World) -> None:
+    world.start()
+    refused(world.start, world.server, "InvalidRequestException", 400, "one-time")
+    world.client.stop_contact_recording(**world.ids())
+    refused(world.start, world.server, "InvalidRequestException", 400, "one-time")
+    rec = world.server.contact(world.instance, world.contact).recording
+    assert rec is not None and rec.state is RecordingState.STOPPED
+
+
+@pytest.mark.parametrize("operation", ["suspend", "resume", "stop"])
+def test_changes_need_a_started_recording(world: World, operation: str) -> None:
+    call = getattr(world.client, f"{operation}_contact_recording")
+    refused(
+        lambda: call(**world.ids()),
+        world.server,
+        "InvalidRequestException",
+        400,
+        "no recording started",
+    )
+
+
+@pytest.mark.parametrize("operation", ["suspend", "resume", "stop"])
+def test_nothing_follows_a_stop(world: World, operation: str) -> None:
+    world.start()
+    world.client.stop_contact_recording(**world.ids())
+    call = getattr(world.client, f"{operation}_contact_recording")
+    refused(
+        lambda: call(**world.ids()), world.server, "InvalidRequestException", 400, "was stopped"
+    )
+
+
+def test_repeated_suspend_or_resume_is_refused_unless_lenient(world: World) -> None:
+    world.start()
+    refused(
+        lambda: world.client.resume_contact_recording(**world.ids()),
+        world.server,
+        "InvalidRequestException",
+        400,
+        "already RECORDING",
+    )
+    world.client.suspend_contact_recording(**world.ids())
+    refused(
+        lambda: world.client.suspend_contact_recording(**world.ids()),
+        world.server,
+        "InvalidRequestException",
+        400,
+        "already SUSPENDED",
+    )
+    world.server.lenient_repeats = True
+    world.client.suspend_contact_recording(**world.ids())
+    rec = world.server.contact(world.instance, world.contact).recording
+    assert rec is not None and rec.state is RecordingState.SUSPENDED
+
+
+def test_start_needs_a_track_to_record(world: World) -> None:
+    refused(
+        lambda: world.client.start_contact_recording(**world.ids(), VoiceRecordingConfiguration={}),
+        world.server,
+        "InvalidParameterException",
+        400,
+        "names no track",
+    )
+
+
+def test_recording_types_name_recordings_the_contact_has(world: World) -> None:
+    world.start()  # a voice (agent) recording, no IVR and no screen recording
+    for kind in ("IVR", "SCREEN"):
+        refused(
+            lambda kind=kind: world.client.suspend_contact_recording(
+                **world.ids(), ContactRecordingType=kind
+            ),
+            world.server,
+            "InvalidRequestException",
+            400,
+            f"no {kind} recording",
+        )
+    world.client.suspend_contact_recording(**world.ids(), ContactRecordingType="AGENT")
+    ivr = world.server.add_contact(world.instance)
+    config = {"IvrRecordingTrack": "ALL"}
+    world.client.start_contact_recording(**world.ids(ivr.id), VoiceRecordingConfiguration=config)
+    world.client.suspend_contact_recording(**world.ids(ivr.id), ContactRecordingType="IVR")
+
+
+def test_refuses_a_wrong_initial_contact(world: World) -> None:
+    ids = world.ids(initial=str(uuid.uuid4()))
+    refused(
+        lambda: world.client.start_contact_recording(**ids, VoiceRecordingConfiguration=ALL),
+        world.server,
+        "InvalidRequestException",
+        400,
+        "is not the initial contact",
+    )
+
+
+def test_refuses_recording_a_contact_that_is_not_voice(world: World) -> None:
+    chat = world.server.add_contact(world.instance, channel="CHAT")
+    refused(lambda: world.start(chat.id), world.server, "InvalidRequestException", 400, "voice")
+
+
+def test_refuses_recording_an_ended_contact(world: World) -> None:
+    world.server.disconnect_contact(world.instance, world.contact)
+    refused(world.start, world.server, "InvalidRequestException", 400, "not active")
+
+
+def test_unknown_contact_is_not_found(world: World) -> None:
+    ghost = str(uuid.uuid4())
+    ids = {"InstanceId": world.instance, "ContactId": ghost, "InitialContactId": ghost}
+    refused(
+        lambda: world.client.start_contact_recording(**ids, VoiceRecordingConfiguration=ALL),
+        world.server,
+        "ResourceNotFoundException",
+        404,
+        "Contact not found",
+    )
+    refused(
+        lambda: world.client.describe_contact(InstanceId=world.instance, ContactId=ghost),
+        world.server,
+        "ResourceNotFoundException",
+        404,
+        "Contact not found",
+    )
+
+
+def test_unknown_instance_is_not_found(world: World) -> None:
+    ghost = str(uuid.uuid4())
+    refused(
+        lambda: world.client.list_queues(InstanceId=ghost),
+        world.server,
+        "ResourceNotFoundException",
+        404,
+        "Instance not found",
+    )
+    refused(
+        lambda: world.client.describe_contact(InstanceId=ghost, ContactId=world.contact),
+        world.server,
+        "ResourceNotFoundException",
+        404,
+        "Instance not found",
+    )
+
+
+# -- authentication ----------------------------------------------------------------------
+
+
+def test_refuses_a_wrong_secret_key(world: World) -> None:
+    client = world.server.client(secret_key="not-the-secret")
+    refused(
+        lambda: client.start_contact_recording(**world.ids(), VoiceRecordingConfiguration=ALL),
+        world.server,
+        "InvalidSignatureException",
+        403,
+        "signature we calculated",
+    )
+    assert world.server.contact(world.instance, world.contact).recording is None
+
+
+def test_refuses_an_unknown_access_key(world: World) -> None:
+    client = world.server.client(access_key="AKIAUNKNOWNUNKNOWN00")
+    refused(
+        lambda: client.list_queues(InstanceId=world.instance),
+        world.server,
+        "UnrecognizedClientException",
+        403,
+        "security token",
+    )
+
+
+def test_refuses_a_request_altered_after_signing(world: World) -> None:
+    body = {**world.ids(), "VoiceRecordingConfiguration": ALL}
+    resp = send(
+        world.server,
+        "POST",
+        "/contact/start-recording",
+        body,
+        tamper=lambda b: b.replace(b'"ALL"', b'"TO_AGENT"'),
+    )
+    assert resp.status_code == 403
+    raw_refused(resp, world.server, "InvalidSignatureException", "does not match")
+    assert world.server.contact(world.instance, world.contact).recording is None
+
+
+def test_refuses_missing_or_malformed_authorization(world: World) -> None:
+    url = f"{world.server.endpoint_url}/queues-summary/{world.instance}"
+    resp = httpx.get(url)
+    assert resp.status_code == 403
+    raw_refused(resp, world.server, "MissingAuthenticationTokenException", "Missing Authentication")
+    resp = httpx.get(url, headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    raw_refused(resp, world.server, "IncompleteSignatureException", "AWS4-HMAC-SHA256")
+
+
+def test_refuses_wrong_region_and_stale_signatures(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = world.server.client(region="us-east-1")
+    refused(
+        lambda: other.list_queues(InstanceId=world.instance),
+        world.server,
+        "InvalidSignatureException",
+        403,
+        "valid region",
+    )
+    past = datetime.now(UTC) - timedelta(minutes=6)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: past.replace(tzinfo=None))
+    refused(
+        lambda: world.client.list_queues(InstanceId=world.instance),
+        world.server,
+        "InvalidSignatureException",
+        403,
+        "Signature expired",
+    )
+
+
+# -- injected faults ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "status"), [("ThrottlingException", 429), ("InternalServiceException", 500)]
+)
+def test_injected_faults_arrive_as_client_errors(world: World, code: str, status: int) -> None:
+    world.server.inject("StartContactRecording", code)
+    with pytest.raises(ClientError) as info:
+        world.start()
+    assert info.value.response["Error"]["Code"] == code
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+    assert world.server.contact(world.instance, world.contact).recording is None
+    assert world.server.violations == []  # a fault is Connect's, not the caller's
+    world.start()  # the fault did not count as the one-time start
+
+
+def test_injected_faults_last_for_the_next_n_calls(world: World) -> None:
+    world.server.inject("DescribeContact", "ThrottlingException", times=2)
+    client = world.server.client(attempts=3)
+    client.describe_contact(InstanceId=world.instance, ContactId=world.contact)
+    statuses = [r.status for r in world.server.requests_for("DescribeContact")]
+    assert statuses == [429, 429, 200]
+
+
+def test_injected_delay_times_out_while_the_change_happens(world: World) -> None:
+    world.server.inject("SuspendContactRecording", None, delay=1.0)
+    world.start()
+    hasty = world.server.client(read_timeout=0.3, connect_timeout=1)
+    with pytest.raises(ReadTimeoutError):
+        hasty.suspend_contact_recording(**world.ids())
+    deadline = time.monotonic() + 5
+    rec = world.server.contact(world.instance, world.contact).recording
+    assert rec is not None
+    while rec.state is not RecordingState.SUSPENDED:  # the stand-in acts after its delay
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_inject_accepts_only_errors_the_operation_can_answer(
+    connect_server: FakeConnectServer,
+) -> None:
+    with pytest.raises(ValueError, match="cannot answer DuplicateResourceException"):
+        connect_server.inject("StartContactRecording", "DuplicateResourceException")
+    with pytest.raises(ValueError, match="serves"):
+        connect_server.inject("CreateQueue", "ThrottlingException")
+
+
+# -- the stand-in's own answers ------------------------------------------------------------
+
+
+def test_an_answer_off_the_output_shape_is_never_sent(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def drifted(contact: Any, region: str) -> dict[str, Any]:
+        body = original(contact, region)
+        body["Channel"] = "PIGEON"  # not a Channel
+        body["Mood"] = "calm"  # not a member of Contact
+        return body
+
+    original = answers.contact_json
+    monkeypatch.setattr(answers, "contact_json", drifted)
+    with pytest.raises(ClientError) as info:
+        world.client.describe_contact(InstanceId=world.instance, ContactId=world.contact)
+    assert info.value.response["Error"]["Code"] == "InternalServiceException"
+    [violation] = world.server.unexpected_violations()
+    assert violation.code == OFF_MODEL
+    assert (
+        "'PIGEON' is not one of" in violation.message
+        and "Mood: unknown member" in violation.message
+    )
+    world.server.expect_violations(OFF_MODEL)
+    assert world.server.unexpected_violations() == [violation]  # cannot be waved through
+    world.server.take_violations()
+
+
+def test_a_refusal_the_operation_cannot_give_is_never_sent(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def off_model(self: ConnectState, params: dict[str, Any]) -> None:
+        raise ConnectError("DuplicateResourceException", "not a Suspend error")
+
+    monkeypatch.setattr(ConnectState, "suspend_recording", off_model)
+    with pytest.raises(ClientError) as info:
+        world.client.suspend_contact_recording(**world.ids())
+    assert info.value.response["Error"]["Code"] == "InternalServiceException"
+    [violation] = world.server.take_violations()
+    assert violation.code == OFF_MODEL and "cannot answer DuplicateResourceException" in (
+        violation.message
+    )
+
+
+def test_a_queue_name_the_model_forbids_is_caught_on_the_way_out(world: World) -> None:
+    world.server.add_queue(world.instance, "Q" * 257)  # QueueName is at most 256
+    with pytest.raises(ClientError) as info:
+        world.client.list_queues(InstanceId=world.instance)
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    [violation] = world.server.take_violations()
+    assert violation.code == OFF_MODEL and "above the maximum 256" in violation.message
+
+
+def test_declared_violations_pass_and_others_do_not(world: World) -> None:
+    refused_once = lambda: world.client.stop_contact_recording(**world.ids())  # noqa: E731
+    with pytest.raises(ClientError):
+        refused_once()
+    assert [v.code for v in world.server.unexpected_violations()] == ["InvalidRequestException"]
+    world.server.expect_violations("InvalidRequestException")
+    assert world.server.unexpected_violations() == []
