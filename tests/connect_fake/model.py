@@ -58,7 +58,8 @@ class SerializationError(Exception):
 class Route:
     operation: OperationModel
     method: str
-    path: re.Pattern[str]
+    path: re.Pattern[str]  # one group per label, in order
+    labels: tuple[str, ...]  # the labels' names as the template spells them
     literals: int  # literal characters in the template: the more, the more specific
 
 
@@ -79,23 +80,25 @@ class ServiceIndex:
                 continue
             m = route.path.match(raw_path)
             if m:
-                return route.operation, {k: unquote(v) for k, v in m.groupdict().items()}
+                return route.operation, dict(
+                    zip(route.labels, map(unquote, m.groups()), strict=True)
+                )
         return None
 
     @staticmethod
     def _route(op: OperationModel) -> Route:
         template = op.http["requestUri"].split("?", 1)[0]
-        pattern, literals = "", 0
+        pattern, labels, literals = "", [], 0
         for part in re.split(r"(\{[^}]+\})", template):
             if part.startswith("{"):
                 name = part[1:-1]
-                greedy = name.endswith("+")
-                label = re.sub(r"\W", "_", name.rstrip("+"))
-                pattern += f"(?P<{label}>.+)" if greedy else f"(?P<{label}>[^/]+)"
+                labels.append(name.rstrip("+"))
+                pattern += "(.+)" if name.endswith("+") else "([^/]+)"  # {Key+} spans slashes
             else:
                 pattern += re.escape(part)
                 literals += len(part)
-        return Route(op, op.http["method"], re.compile(f"^{pattern}$"), literals)
+        path = re.compile(f"^{pattern}$")
+        return Route(op, op.http["method"], path, tuple(labels), literals)
 
     # -- errors ------------------------------------------------------------------------
 
@@ -220,15 +223,15 @@ def check(shape: Shape, value: Any, where: str, problems: list[str]) -> None:
             return
         _check_range(shape, len(value), where, "items", problems)
         for i, item in enumerate(value):
-            check(shape.member, item, f"{where}[{i}]", problems)  # type: ignore[attr-defined]
+            check(shape.member, item, f"{where}[{i}]", problems)
     elif kind == "map":
         if not isinstance(value, dict):
             problems.append(f"{where}: {_show(value)} is not a map")
             return
         _check_range(shape, len(value), where, "entries", problems)
         for key, item in value.items():
-            check(shape.key, key, f"{where} key", problems)  # type: ignore[attr-defined]
-            check(shape.value, item, f"{where}[{key!r}]", problems)  # type: ignore[attr-defined]
+            check(shape.key, key, f"{where} key", problems)
+            check(shape.value, item, f"{where}[{key!r}]", problems)
     elif kind == "string":
         _check_string(shape, value, where, problems)
     elif kind in ("integer", "long"):
@@ -254,7 +257,7 @@ def _check_structure(shape: Shape, value: Any, where: str, problems: list[str]) 
     if not isinstance(value, dict):
         problems.append(f"{where}: {_show(value)} is not an object")
         return
-    members = shape.members  # type: ignore[attr-defined]
+    members = shape.members
     wire = {m.serialization.get("name", n): n for n, m in members.items()}
     present = [k for k, v in value.items() if v is not None]
     for key in present:
@@ -263,7 +266,7 @@ def _check_structure(shape: Shape, value: Any, where: str, problems: list[str]) 
         else:
             check(members[wire[key]], value[key], f"{where}.{key}", problems)
     names = {wire[k] for k in present if k in wire}
-    for name in shape.required_members:  # type: ignore[attr-defined]
+    for name in shape.required_members:
         if name not in names:
             problems.append(f"{where}.{name}: missing (required by {shape.name})")
     if shape.metadata.get("union") and len(names) != 1:
@@ -274,7 +277,7 @@ def _check_string(shape: Shape, value: Any, where: str, problems: list[str]) -> 
     if not isinstance(value, str):
         problems.append(f"{where}: {_show(value)} is not a string")
         return
-    enum = shape.enum  # type: ignore[attr-defined]
+    enum = shape.enum
     if enum and value not in enum:
         problems.append(f"{where}: {_show(value)} is not one of {list(enum)}")
     _check_range(shape, len(value), where, "characters", problems)

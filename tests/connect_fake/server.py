@@ -35,7 +35,7 @@ import uvicorn
 from botocore.config import Config
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import answers
@@ -274,7 +274,7 @@ class FakeConnectServer:
 
     # -- the ASGI endpoint -------------------------------------------------------------
 
-    async def _handle(self, request: Request) -> JSONResponse:
+    async def _handle(self, request: Request) -> Response:
         journal = self._state.journal  # bound once: a reset during a delay must not mix
         connect = self._state.connect  # tests up
         if self.latency > 0:
@@ -283,7 +283,8 @@ class FakeConnectServer:
         raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
         raw_query = request.scope.get("query_string", b"").decode("latin-1")
         headers = {k.lower(): v for k, v in request.headers.items()}
-        method, operation, params = request.method, None, {}
+        method, operation = request.method, None
+        params: dict[str, Any] = {}
 
         def logged(status: int, code: str | None) -> ReceivedRequest:
             return ReceivedRequest(operation, method, raw_path, params, status, code)
@@ -323,7 +324,11 @@ class FakeConnectServer:
             journal.off_model(logged(500, "InternalServiceException"), text)
             return _error(500, "InternalServiceException", text)
         journal.log(logged(200, None))
-        return JSONResponse(answer, headers={"x-amzn-RequestId": str(uuid.uuid4())})
+        headers = {"x-amzn-RequestId": str(uuid.uuid4())}
+        if answer == {} and not (op.output_shape and op.output_shape.members):
+            # DOC (e.g. StartContactRecording): "an HTTP 200 response with an empty HTTP body"
+            return Response(status_code=200, headers=headers)
+        return JSONResponse(answer, headers=headers)
 
     def _authenticate(self, signed: SignedRequest) -> None:
         try:

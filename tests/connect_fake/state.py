@@ -364,7 +364,7 @@ class ConnectState:
         raise ValueError(f"no queue {queue!r} in instance {instance.id}")
 
     def _model_enum(self, shape: str, value: str) -> None:
-        allowed = self.index.model.shape_for(shape).enum  # type: ignore[attr-defined]
+        allowed = self.index.model.shape_for(shape).enum
         if value not in allowed:
             raise ValueError(f"{value!r} is not a {shape}: {allowed}")
 
