@@ -30,11 +30,16 @@ PAUSE_NOT_CONFIRMED = "NOT paused — do not take card details"
 
 
 class PauseNotConfirmed(DomainError):
+    """CONTRACT.md's answer to a pause that is not confirmed, whatever the cause; a call
+    busy with another change adds `"busy": true` and Retry-After (try again shortly)."""
+
     status = 503
     code = "pause_not_confirmed"
 
-    def __init__(self) -> None:
-        super().__init__(PAUSE_NOT_CONFIRMED, confirmed=False)
+    def __init__(self, *, busy: bool = False) -> None:
+        super().__init__(PAUSE_NOT_CONFIRMED, confirmed=False, **({"busy": True} if busy else {}))
+        if busy:
+            self.headers["Retry-After"] = "1"
 
 
 def locked_call_for(session: Session, user: User, call_sid: str) -> Call:
@@ -111,11 +116,8 @@ class CallControls:
                 unconfirmed = False
                 result = {**views.call_object(call), "confirmed": True}
         PAUSE_ROUND_TRIP.labels(str(not unconfirmed).lower()).observe(time.perf_counter() - started)
-        if unconfirmed and busy:
-            detail = f"{PAUSE_NOT_CONFIRMED}: call {call_sid} is busy, try again"
-            raise CallBusy(call_sid, detail, confirmed=False)
         if unconfirmed:
-            raise PauseNotConfirmed()
+            raise PauseNotConfirmed(busy=busy)
         return result
 
     def end_payment(self, user: User, call_sid: str, source: str = "agent") -> dict[str, Any]:

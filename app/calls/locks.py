@@ -10,7 +10,7 @@ so an in-process lock per call is enough there.
 On both, a thread first queues on the in-process lock, holding no database connection, so
 many requests on one call cannot empty the connection pool the lock's holder needs; only
 one thread per process then waits for the advisory lock. Whoever does not get the call
-within BUSY_SECONDS (well under the 15 s Twilio waits for a webhook) gets CallBusy: 503
+within BUSY_SECONDS (well under the 15 s a platform waits for a webhook) gets CallBusy: 503
 `call_busy` with Retry-After, on both databases. The fact the request recorded is kept: the
 holder's reconcile plans from the newest facts, and the sweep retries any call whose
 platform state still differs from its decision.

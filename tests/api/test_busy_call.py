@@ -114,10 +114,12 @@ def held_elsewhere(services, call_sid: str) -> Iterator[None]:
             connection.commit()
 
 
-def assert_busy(response: Any, elapsed: float, timeout: float) -> dict[str, Any]:
+def assert_busy(
+    response: Any, elapsed: float, timeout: float, code: str = "call_busy"
+) -> dict[str, Any]:
     assert response.status_code == 503, response.text
     body = response.json()
-    assert body["error"] == "call_busy"
+    assert body["error"] == code
     assert response.headers["Retry-After"] == "1"
     assert timeout <= elapsed < timeout + 3
     return body
@@ -139,9 +141,10 @@ def test_a_busy_pause_is_refused_as_busy_and_its_fact_reaches_the_platform(
         with holding(services, line.call_sid):
             started = time.monotonic()
             refused = line.post("payment/start")
-            body = assert_busy(refused, time.monotonic() - started, 0.4)
-            assert body["confirmed"] is False
-            assert body["detail"].startswith("NOT paused — do not take card details")
+            # CONTRACT.md's answer to an unconfirmed pause, saying why and when to retry.
+            body = assert_busy(refused, time.monotonic() - started, 0.4, "pause_not_confirmed")
+            assert (body["confirmed"], body["busy"]) == (False, True)
+            assert body["detail"] == "NOT paused — do not take card details"
             # The payment is recorded and decided, not yet carried out: the call says so.
             state = line.state()
             assert state["payment_in_progress"] is True
