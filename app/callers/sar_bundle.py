@@ -30,6 +30,7 @@ from app.callers.subject_access import gather
 from app.retention.errors import Gone, MediaUnavailable
 from app.retention.media import MediaSource
 from app.storage.db import unit_of_work
+from app.storage.policy_versions import active_policy, policy_version
 
 SUMMARY = "summary.html"
 EXPORT = "subject-access.json"
@@ -96,8 +97,30 @@ def _zip_time(recording: dict[str, Any]) -> tuple[int, int, int, int, int, int]:
     return (parsed.year, parsed.month, parsed.day, parsed.hour, parsed.minute, parsed.second)
 
 
-def write_bundle(target: IO[bytes], export: dict[str, Any], media: MediaSource) -> Contents:
-    """Write the ZIP to `target` (seekable or not); the audio first, then what lists it."""
+def department_names(session: Session, export: dict[str, Any]) -> dict[str, str]:
+    """Each department's name as the policy its calls were decided under gives it (the
+    active policy for one that named none): "Planning", not "planning"."""
+    names: dict[str, str] = {}
+    active = active_policy(session)
+    for call in export["calls"]:
+        version = call["policy_version"]
+        policy = policy_version(session, version) if version is not None else None
+        for id in {call["department"], *(r["department"] for r in call["recordings"])} - {None}:
+            for source in (policy, active.policy if active else None):
+                found = source.department(id) if source else None
+                if found is not None and id not in names:
+                    names[id] = found.name
+    return names
+
+
+def write_bundle(
+    target: IO[bytes],
+    export: dict[str, Any],
+    media: MediaSource,
+    names: dict[str, str] | None = None,
+) -> Contents:
+    """Write the ZIP to `target` (seekable or not); the audio first, then what lists it.
+    `names`: departments' names for the summary (their ids otherwise)."""
     audio: dict[str, Audio] = {}
     kinds: Counter[str] = Counter()
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -119,10 +142,12 @@ def write_bundle(target: IO[bytes], export: dict[str, Any], media: MediaSource) 
                     except Gone:
                         kinds["gone"] += 1
                         audio[sid] = Audio(
-                            None, "No longer exists: the phone platform no longer holds it."
+                            None,
+                            "No longer exists: the phone platform no longer holds it.",
+                            gone=True,
                         )
         with archive.open(SUMMARY, "w") as entry, _text(entry) as text:
-            write_summary(text, export, audio)
+            write_summary(text, export, audio, names or {})
         with archive.open(EXPORT, "w") as entry, _text(entry) as text:
             json.dump(export, text, indent=2)  # written piecewise, as `sar export` prints it
             text.write("\n")
@@ -146,7 +171,8 @@ def bundle(
     archive, then log `subject_access.exported` with what it holds."""
     with sessions() as session:
         export, detail = gather(session, vault, phone, region)
-    contents = write_bundle(target, export, media)
+        names = department_names(session, export)
+    contents = write_bundle(target, export, media, names)
     with unit_of_work(sessions) as session:
         audit.append(
             session,

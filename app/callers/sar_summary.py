@@ -47,6 +47,7 @@ class Audio:
 
     file: str | None  # its name in the ZIP, or None when there is no audio to give
     missing: str | None = None  # why not, in words
+    gone: bool = False  # the platform lost it before its destruction date
 
 
 def when(text: str | None) -> str:
@@ -82,11 +83,14 @@ def _ul(items: list[str]) -> str:
     return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
 
-def _destruction(recording: dict[str, Any]) -> str:
+def _destruction(recording: dict[str, Any], audio: Audio) -> str:
     if recording["destroyed_at"]:
         return f"Destroyed on {escape(_day(recording['destroyed_at']))}."
     active = [h for h in recording["holds"] if h["active"]]
     due = recording["destroy_after"]
+    if audio.gone:
+        planned = f" on or after {escape(_day(due))}" if due else ""
+        return f"The audio no longer exists; it was due to be destroyed{planned}."
     if not due:
         return "A date will be set when the recording is complete."
     text = f"To be destroyed on or after {escape(_day(due))}."
@@ -131,7 +135,7 @@ def _recording(recording: dict[str, Any], audio: Audio) -> str:
     rows = [
         ("Started", escape(when(recording["started_at"]))),
         ("Audio", audio_text),
-        ("Destruction", _destruction(recording)),
+        ("Destruction", _destruction(recording, audio)),
     ]
     if recording["holds"]:
         rows.append(("Legal holds", _ul([_hold(h) for h in recording["holds"]])))
@@ -157,16 +161,16 @@ def _told(notification: dict[str, Any]) -> str:
     )
 
 
-def _call(call: dict[str, Any], audio: dict[str, Audio]) -> str:
+def _call(call: dict[str, Any], audio: dict[str, Audio], names: dict[str, str]) -> str:
     recordings = call["recordings"]
     codes = list(call["reasons"])
     for event in call["events"]:
         codes.extend(event["reasons"])
     why = reasons_in_words(codes)
+    department = call["department"]
     rows = [
-        ("Date", escape(when(call["started_at"]))),
         ("Ended", escape(when(call["ended_at"])) if call["ended_at"] else "still in progress"),
-        ("Department", escape(call["department"] or "not chosen")),
+        ("Department", escape(names.get(department, department)) if department else "not chosen"),
         ("Number called", escape(call["dialled_number"] or "not known")),
         ("Recorded", f"Yes ({len(recordings)} recording(s))" if recordings else "No"),
     ]
@@ -180,8 +184,11 @@ def _call(call: dict[str, Any], audio: dict[str, Audio]) -> str:
     return "".join(parts)
 
 
-def write_summary(out: TextIO, export: dict[str, Any], audio: dict[str, Audio]) -> None:
-    """`audio`: for every recording in the export, what the bundle holds of it."""
+def write_summary(
+    out: TextIO, export: dict[str, Any], audio: dict[str, Audio], names: dict[str, str]
+) -> None:
+    """`audio`: for every recording in the export, what the bundle holds of it; `names`:
+    departments' names by id."""
     calls = export["calls"]
     recordings = sum(len(c["recordings"]) for c in calls)
     given = sum(1 for a in audio.values() if a.file)
@@ -201,5 +208,5 @@ def write_summary(out: TextIO, export: dict[str, Any], audio: dict[str, Audio]) 
     if not calls:
         out.write("<p>We hold no calls from this number.</p>\n")
     for call in calls:
-        out.write(_call(call, audio))
+        out.write(_call(call, audio, names))
     out.write("</body></html>\n")

@@ -106,10 +106,11 @@ def test_bundle_holds_the_audio_that_exists_a_plain_summary_and_the_export(
         assert code.value not in summary, code
     assert "calls to this department are recorded" in summary.lower()
     assert "calls to this department are not recorded" in summary.lower()
-    assert "Planning" in summary or "planning" in summary
+    assert "<dt>Department</dt><dd>Planning</dd>" in summary  # the policy's name, not its id
     assert f"In this bundle as <code>{audio}</code>" in summary
     assert "destroyed on" in summary.lower()
     assert "the phone platform no longer holds it" in summary
+    assert "The audio no longer exists; it was due to be destroyed on or after" in summary
     assert "To be destroyed on or after" in summary
     assert "legal hold" in summary and made["hold"]["case_reference"] in summary
     assert "Shared with Housing Ombudsman" in summary and "DSA-7" in summary
