@@ -255,3 +255,44 @@ def test_bundle_memory_is_bounded_by_a_chunk_not_the_archive(
         f"{writer_peak / 2**20:.2f} MiB, gather+write+audit peak {whole_peak / 2**20:.2f} MiB"
     )
     assert writer_peak < 2**20
+
+
+def test_the_api_spools_a_large_bundle_to_disk_and_streams_it(services, simulator) -> None:
+    """The route's own memory, from gathering to the last chunk sent: 200 recordings of
+    1 MiB (a 200 MiB answer) never come near memory (a BytesIO would hold all of it)."""
+    import anyio
+
+    from app.api.governance import subject_access_bundle
+    from app.people.users import Role
+    from app.storage.models import User
+
+    count = 200
+    seed_due(
+        services,
+        simulator.platform,
+        count,
+        destroy_after=utcnow() + timedelta(days=30),
+        caller=DEFAULT_CALLER,
+    )
+    services.media = LargeAudio(2**20)
+    officer = User(name="governance-1", role=Role.GOVERNANCE)
+    sent = 0
+
+    async def drain(response) -> None:  # as Starlette sends it, chunk by chunk
+        nonlocal sent
+        async for chunk in response.body_iterator:
+            sent += len(chunk)
+        await response.background()
+
+    tracemalloc.start()
+    try:
+        response = subject_access_bundle(DEFAULT_CALLER, officer, services)
+        anyio.run(drain, response)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sent == int(response.headers["content-length"]) > count * 2**20
+    print(f"\nAPI: {count} recordings, {sent / 2**20:.1f} MiB sent, peak {peak / 2**20:.2f} MiB")
+    assert peak < 4 * 2**20
+    [event] = events(services, "subject_access.exported")
+    assert event.detail["bundle"]["audio"] == count
