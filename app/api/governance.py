@@ -3,6 +3,7 @@ for a purpose and its media link, disclosures, callers to be told, subject acces
 
 from __future__ import annotations
 
+from tempfile import SpooledTemporaryFile
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query
@@ -15,13 +16,14 @@ from starlette.background import BackgroundTask
 from app.api.deps import AnyRole, GovernancePlus, ServicesDep, Sid, require
 from app.api.errors import ErrorBody, error_responses
 from app.callers.numbers import vault
+from app.callers.sar_bundle import bundle
 from app.callers.subject_access import e164_or_refuse, export
 from app.calls import views
 from app.people.users import Role
 from app.retention import holds, notifications
 from app.retention.access import MEDIA_PATH, Purpose, grant_access, log_media_fetched, redeem
 from app.retention.disclosures import disclosure_object, record_disclosure
-from app.retention.media import WAV, single_range
+from app.retention.media import CHUNK, WAV, single_range
 from app.storage.db import unit_of_work
 from app.storage.models import Call, Recording, User
 
@@ -234,3 +236,49 @@ def subject_access(
         return export(
             session, vault(settings.number_key), phone, settings.default_region, user.name
         )
+
+
+# A bundle this small stays in memory; a larger one rolls over to an unnamed temporary file.
+BUNDLE_IN_MEMORY = 1024 * 1024
+
+
+@router.get(
+    "/subject-access/bundle",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}, "description": "The bundle (ZIP)"}},
+)
+def subject_access_bundle(
+    phone: Annotated[str, Query(min_length=1, max_length=40)],
+    user: Governance,
+    services: ServicesDep,
+) -> StreamingResponse:
+    """The ZIP is built whole before the first byte is sent, in a spooled temporary file:
+    a platform failing mid-way is then a clean 502 rather than a truncated download, and
+    the export is logged only once the bundle is complete (app/callers/sar_bundle.py)."""
+    settings = services.settings
+    spool = SpooledTemporaryFile(max_size=BUNDLE_IN_MEMORY)  # noqa: SIM115 (closed after)
+    try:
+        bundle(
+            services.sessions,
+            vault(settings.number_key),
+            services.media,
+            phone,
+            settings.default_region,
+            user.name,
+            spool,
+        )
+        size = spool.tell()
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return StreamingResponse(
+        iter(lambda: spool.read(CHUNK), b""),
+        media_type="application/zip",
+        headers={
+            "Content-Length": str(size),
+            "Cache-Control": "no-store",
+            "Content-Disposition": 'attachment; filename="subject-access.zip"',
+        },
+        background=BackgroundTask(spool.close),
+    )

@@ -50,9 +50,11 @@ def _by_recording(session: Session, model: Any, sids: list[str]) -> dict[str, li
     return found
 
 
-def export(
-    session: Session, vault: NumberVault, phone: str, region: str, actor: str
-) -> dict[str, Any]:
+def gather(
+    session: Session, vault: NumberVault, phone: str, region: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The export and the detail of its audit event, not yet logged (the bundle logs it
+    once its archive is complete, with what it holds)."""
     e164 = e164_or_refuse(phone, region)
     calls = calls_for_number(session, vault, e164)
     call_sids = [c.call_sid for c in calls]
@@ -110,10 +112,12 @@ def export(
         "generated_at": utcnow().isoformat(),
         "calls": [call_export(c) for c in calls],
     }
-    audit.append(
-        session,
-        audit.EventType.SUBJECT_ACCESS_EXPORTED,
-        actor=actor,
-        detail={"calls": call_sids, "recordings": len(recordings), "events": len(events)},
-    )
+    return result, {"calls": call_sids, "recordings": len(recordings), "events": len(events)}
+
+
+def export(
+    session: Session, vault: NumberVault, phone: str, region: str, actor: str
+) -> dict[str, Any]:
+    result, detail = gather(session, vault, phone, region)
+    audit.append(session, audit.EventType.SUBJECT_ACCESS_EXPORTED, actor=actor, detail=detail)
     return result

@@ -21,6 +21,7 @@ from app.cli.policy import policy_cli, policy_refused
 from app.cli.root import cli, configured, err, open_sessions, out
 from app.config import Settings
 from app.errors import DomainError
+from app.retention.media import MediaSource
 from app.retention.run import DEFAULT_BATCH, DEFAULT_CONCURRENCY, RetentionRun
 from app.storage.db import make_engine, read_only_session, unit_of_work
 from app.storage.models import Call
@@ -171,21 +172,77 @@ def holds_release(
     _say(f"hold {hold_id} on {hold.recording_sid} released")
 
 
+def build_media(settings: Settings) -> MediaSource:
+    """Where the configured platform streams recordings' audio from (tests replace this)."""
+    from app.platforms import platform_named
+
+    if settings.provider == "simulator":
+        err.print(
+            "[yellow]CALLGUARD_PROVIDER=simulator: this process's simulator holds no "
+            "recordings, so each one's audio reads as gone[/yellow]"
+        )
+    platform = platform_named(settings.provider)
+    return platform.media(platform.client(settings), settings)
+
+
 @sar_cli.command("export")
 def sar_export(
     phone: Annotated[str, typer.Argument(help="the number, national or +E.164")],
     by: Annotated[str, typer.Option(help="who asks (the audit actor)")] = CLI,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle",
+            dir_okay=False,
+            help="write a ZIP for the caller instead: the recordings' audio, summary.html, "
+            "subject-access.json",
+        ),
+    ] = None,
 ) -> None:
     """Everything held for a phone number, as JSON on stdout (the export is logged)."""
     from app.callers.subject_access import export
 
     settings = configured()
+    if bundle is not None:
+        _sar_bundle(settings, phone, by, bundle)
+        return
     try:
         with unit_of_work(open_sessions()) as session:
             result = export(session, vault(settings.number_key), phone, settings.default_region, by)
     except DomainError as exc:
         raise _fail(exc.detail, 2) from None
     print(json.dumps(result, indent=2))
+
+
+def _sar_bundle(settings: Settings, phone: str, by: str, target: Path) -> None:
+    """Written beside FILE under a temporary name, then renamed: FILE is never half a ZIP."""
+    from app.callers.sar_bundle import bundle
+
+    media = build_media(settings)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with partial.open("wb") as file:
+            contents = bundle(
+                open_sessions(),
+                vault(settings.number_key),
+                media,
+                phone,
+                settings.default_region,
+                by,
+                file,
+            )
+        partial.replace(target)
+    except DomainError as exc:
+        partial.unlink(missing_ok=True)
+        raise _fail(exc.detail, 2 if exc.status == 422 else 1) from None
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise _fail(f"cannot write {target}: {exc.strerror or exc}", 1) from None
+    _say(
+        f"wrote {target}: audio of {contents.audio} recording(s); listed without audio: "
+        f"{contents.destroyed} destroyed, {contents.gone} gone at the platform, "
+        f"{contents.unfinished} unfinished",
+    )
 
 
 @policy_cli.command("dry-run")

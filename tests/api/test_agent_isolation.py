@@ -94,6 +94,7 @@ ROUTES: dict[tuple[str, str], Kind] = {
     ("GET", "/api/v1/notifications"): NOT_AGENTS,
     ("POST", "/api/v1/notifications/{notification_id}/done"): NOT_AGENTS,
     ("GET", "/api/v1/subject-access"): NOT_AGENTS,
+    ("GET", "/api/v1/subject-access/bundle"): NOT_AGENTS,
 }
 
 # Plausible valid bodies (JSON for the people's API, forms for signed routes), each with the
@@ -120,6 +121,7 @@ QUERIES = {
     "/api/v1/audit": "call_sid={call_sid}",
     "/api/v1/recordings": f"phone={DEFAULT_CALLER}",
     "/api/v1/subject-access": f"phone={DEFAULT_CALLER}",
+    "/api/v1/subject-access/bundle": f"phone={DEFAULT_CALLER}",
     "/api/v1/notifications": "pending=true",
     "/webhooks/twilio/ivr": "step=1",
     "/webhooks/twilio/transfer": "kind=non_recorded&transfer=1&department=contact-harlow",
