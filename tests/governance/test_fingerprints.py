@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -250,3 +251,26 @@ def test_serve_mode_runs_the_pass(
             time.sleep(0.05)
     (event,) = events(services, FINGERPRINTED)
     assert event.recording_sid == sid
+
+
+def test_a_lease_outlived_still_gives_one_event(services: Services, simulator) -> None:
+    """A pass slower than its lease (another instance claims the rows again) stores
+    nothing twice: only the first result is kept and logged."""
+    (sid,) = seed_due(services, simulator.platform, 1, destroy_after=years_later())
+    media = CountingMedia(services.media, delay=0.2)
+    start = threading.Barrier(2)
+    done: list[int] = []
+
+    def one_pass() -> None:
+        start.wait()
+        passes = Fingerprinter(services.sessions, media, lease=timedelta(0))
+        done.append(passes.run_once())
+
+    threads = [threading.Thread(target=one_pass) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert media.opened[sid] == 2  # both claimed it: the lease had run out
+    assert sorted(done) == [0, 1]
+    assert len(events(services, FINGERPRINTED, recording_sid=sid)) == 1
