@@ -254,23 +254,24 @@ def test_serve_mode_runs_the_pass(
 
 
 def test_a_lease_outlived_still_gives_one_event(services: Services, simulator) -> None:
-    """A pass slower than its lease (another instance claims the rows again) stores
-    nothing twice: only the first result is kept and logged."""
+    """A pass slower than its lease (another instance claims the row again and finishes
+    first) stores nothing twice: only the first result is kept and logged."""
     (sid,) = seed_due(services, simulator.platform, 1, destroy_after=years_later())
-    media = CountingMedia(services.media, delay=0.2)
-    start = threading.Barrier(2)
+    entered, release = threading.Event(), threading.Event()
+
+    class Slow:
+        def open(self, recording_sid: str, byte_range: str | None = None) -> Media:
+            entered.set()
+            assert release.wait(timeout=30)
+            return services.media.open(recording_sid, byte_range)
+
     done: list[int] = []
-
-    def one_pass() -> None:
-        start.wait()
-        passes = Fingerprinter(services.sessions, media, lease=timedelta(0))
-        done.append(passes.run_once())
-
-    threads = [threading.Thread(target=one_pass) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert media.opened[sid] == 2  # both claimed it: the lease had run out
-    assert sorted(done) == [0, 1]
+    slow = Fingerprinter(services.sessions, Slow(), lease=timedelta(0))
+    thread = threading.Thread(target=lambda: done.append(slow.run_once()))
+    thread.start()
+    assert entered.wait(timeout=30)  # claimed, fetching, its lease already over
+    assert Fingerprinter(services.sessions, services.media).run_once() == 1
+    release.set()
+    thread.join(timeout=30)
+    assert done == [0]
     assert len(events(services, FINGERPRINTED, recording_sid=sid)) == 1
