@@ -22,7 +22,8 @@ from app.api import (
 from app.config import Settings, get_settings
 from app.platforms import platform_named
 from app.platforms.base import Worker
-from app.runtime.background import REPLAY_SECONDS, SWEEP_SECONDS, Periodic
+from app.retention.fingerprints import Fingerprinter
+from app.runtime.background import FINGERPRINT_SECONDS, REPLAY_SECONDS, SWEEP_SECONDS, Periodic
 from app.runtime.logging import configure_logging
 from app.runtime.metrics import StateCollector
 from app.runtime.services import Services, build_services
@@ -37,8 +38,9 @@ def create_app(
     background: bool = False,
 ) -> FastAPI:
     """`services` may be injected (tests). `background` (serve mode) starts the reconcile
-    sweep, the journal replay and the platform's own workers (the simulator's callback
-    sender); tests drive them themselves. The platform's routes are CALLGUARD_PROVIDER's."""
+    sweep, the journal replay, the fingerprint pass and the platform's own workers (the
+    simulator's callback sender); tests drive them themselves. The platform's routes are
+    CALLGUARD_PROVIDER's."""
     settings = settings or (services.settings if services else get_settings())
 
     @asynccontextmanager
@@ -52,6 +54,8 @@ def create_app(
         if background:
             workers.append(Periodic("reconcile-sweep", SWEEP_SECONDS, built.reconciler.sweep))
             workers.append(Periodic("journal-replay", REPLAY_SECONDS, built.replayer.run_once))
+            fingerprints = Fingerprinter(built.sessions, built.media)
+            workers.append(Periodic("fingerprints", FINGERPRINT_SECONDS, fingerprints.run_once))
             workers += built.platform.workers(built)
         for worker in workers:
             worker.start()

@@ -23,6 +23,7 @@ from app.people.users import Role
 from app.retention import holds, notifications
 from app.retention.access import MEDIA_PATH, Purpose, grant_access, log_media_fetched, redeem
 from app.retention.disclosures import disclosure_object, record_disclosure
+from app.retention.fingerprints import checked
 from app.retention.media import CHUNK, WAV, single_range
 from app.storage.db import unit_of_work
 from app.storage.models import Call, Recording, User
@@ -165,8 +166,13 @@ def media(
     except BaseException:
         stream.close()
         raise
+    # A whole recording is re-checked against its fingerprint as it streams; a byte range
+    # cannot be (the fingerprint is of the whole).
+    chunks = stream.chunks
+    if byte_range is None and stream.status == 200:
+        chunks = checked(chunks, recording, services.sessions, access_id=access.id)
     return StreamingResponse(
-        stream.chunks,
+        chunks,
         status_code=stream.status,
         media_type=stream.media_type,
         headers={

@@ -69,6 +69,10 @@ class EventType(StrEnum):
     NOTIFICATION_DONE = "notification.done"
     RECORDING_ACCESSED = "recording.accessed"
     RECORDING_MEDIA_FETCHED = "recording.media_fetched"
+    # evidence (issue 16 item 3): the audio's SHA-256 and length, and an alert when what
+    # was served whole does not match them
+    RECORDING_FINGERPRINTED = "recording.fingerprinted"
+    RECORDING_FINGERPRINT_MISMATCH = "recording.fingerprint_mismatch"
     DISCLOSURE_RECORDED = "disclosure.recorded"
     RECORDING_DESTROYED = "recording.destroyed"
     RECORDING_DESTROY_FAILED = "recording.destroy_failed"

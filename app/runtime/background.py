@@ -1,7 +1,8 @@
 """Work `callguard serve` does in the background, each on a thread of its own:
 the reconcile sweep (a failed pause, resume or stop is retried until the platform matches
-the decision, never dropped) and the journal replay (webhooks kept while the database was
-away are applied once it is back)."""
+the decision, never dropped), the journal replay (webhooks kept while the database was
+away are applied once it is back) and the fingerprint pass (app/retention/fingerprints.py:
+completed recordings' audio hashed once, off the webhook's path)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ log = structlog.get_logger(__name__)
 
 SWEEP_SECONDS = 15.0
 REPLAY_SECONDS = 1.0
+FINGERPRINT_SECONDS = 10.0
 
 
 class Periodic:

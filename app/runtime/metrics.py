@@ -55,6 +55,15 @@ RETENTION = Counter(
     "Recordings handled by retention runs, by result (destroyed, held, failed)",
     ["result"],
 )
+FINGERPRINTS = Counter(
+    "callguard_fingerprints_total",
+    "Recordings the fingerprint pass handled, by result (fingerprinted, failed)",
+    ["result"],
+)
+FINGERPRINT_MISMATCHES = Counter(
+    "callguard_fingerprint_mismatches_total",
+    "Whole recordings served whose bytes did not match their stored fingerprint",
+)
 
 AUTH_RATE_LIMITED = Counter(
     "callguard_auth_rate_limited_total",

@@ -146,8 +146,12 @@ class Recording(Base):
     unambiguous (a transfer to another recorded department starts a new one)."""
 
     __tablename__ = "recordings"
-    # The retention run's selection: not destroyed, destroy_after passed.
-    __table_args__ = (Index("ix_recordings_due", "destroyed_at", "destroy_after"),)
+    # The retention run's selection: not destroyed, destroy_after passed; the fingerprint
+    # pass's: not destroyed, not yet fingerprinted.
+    __table_args__ = (
+        Index("ix_recordings_due", "destroyed_at", "destroy_after"),
+        Index("ix_recordings_unfingerprinted", "fingerprinted_at", "destroyed_at"),
+    )
 
     recording_sid: Mapped[str] = mapped_column(SID, primary_key=True)
     call_sid: Mapped[str] = mapped_column(ForeignKey("calls.call_sid"), index=True)
@@ -168,6 +172,12 @@ class Recording(Base):
     # A retention worker's lease: no transaction stays open while the provider deletes.
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Its audio's SHA-256 and length, taken once after completion (app/retention/
+    # fingerprints.py) under a lease of its own, and re-checked when the whole is served.
+    fingerprint_sha256: Mapped[str | None] = mapped_column(String(64))
+    fingerprint_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    fingerprinted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fingerprint_claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     holds: Mapped[list[LegalHold]] = relationship(
         viewonly=True, order_by="LegalHold.id", lazy="select"
     )
