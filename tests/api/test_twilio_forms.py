@@ -10,12 +10,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
+import logging
 
 import pytest
 from sqlalchemy import func, select
 
 from app.storage.models import AuditEvent, Call, Recording, WebhookReceipt
-from tests.factories import ACCOUNT_SID, DEFAULT_CALLER, MAIN_NUMBER, Platform, new_call_sid
+from tests.factories import (
+    ACCOUNT_SID,
+    DEFAULT_CALLER,
+    MAIN_NUMBER,
+    Platform,
+    captured_logs,
+    new_call_sid,
+)
 
 VOICE = "/webhooks/twilio/voice"
 
@@ -149,8 +158,14 @@ def test_a_dialled_address_that_is_no_number_is_not_copied(platform: Platform, s
 def test_odd_numbers_still_complete_the_recording(platform: Platform, session, extra) -> None:
     call_sid = platform.queue_call(MAIN_NUMBER, ["1"])
     recording_sid = platform.simulator.recordings(call_sid)[0].sid
-    response = platform.recording_status(call_sid, recording_sid, "completed", **extra)
+    with captured_logs(logging.WARNING) as logs:
+        response = platform.recording_status(call_sid, recording_sid, "completed", **extra)
     assert response.status_code == 204
+    dropped = [json.loads(line) for line in logs.getvalue().splitlines()]
+    dropped = [d for d in dropped if d.get("event") == "webhook_value_dropped"]
+    assert {d["field"] for d in dropped} == {k for k in extra if k != "RecordingDuration"} | (
+        {"RecordingDuration"} if extra.get("RecordingDuration", "12") != "12" else set()
+    )
     session.expire_all()
     recording = session.get(Recording, recording_sid)
     assert recording.status == "completed"

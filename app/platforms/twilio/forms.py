@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import structlog
+
 from app.calls.inputs import (
     RECORDING_ENDINGS,
     RECORDING_STARTED,
@@ -24,6 +26,8 @@ from app.calls.inputs import (
     TransferLegArrived,
 )
 from app.errors import BadRequest
+
+log = structlog.get_logger(__name__)
 
 
 class BadWebhook(BadRequest):
@@ -119,12 +123,24 @@ def _sequence(value: str | None) -> int:
     return int(value)
 
 
-def _count(value: str | None) -> int | None:
-    """A duration or error code: ASCII digits that fit the columns, else None (dropped:
-    `isdigit()` alone takes '²', and int() of it fails)."""
-    if value and value.isascii() and value.isdigit() and len(value) <= 9:
+def _count(form: Mapping[str, str], name: str) -> int | None:
+    """A duration or error code: ASCII digits that fit the columns, else None, dropped
+    with a log line naming the field (`isdigit()` alone takes '²', and int() of it fails)."""
+    value = form.get(name)
+    if not value:
+        return None
+    if value.isascii() and value.isdigit() and len(value) <= 9:
         return int(value)
+    log.warning("webhook_value_dropped", field=name, length=len(value))
     return None
+
+
+def _time(form: Mapping[str, str], name: str) -> datetime | None:
+    value = form.get(name)
+    parsed = twilio_time(value)
+    if value and parsed is None:
+        log.warning("webhook_value_dropped", field=name, length=len(value))
+    return parsed
 
 
 def twilio_time(value: str | None) -> datetime | None:
@@ -193,7 +209,7 @@ def call_status(form: Mapping[str, str], token: str | None) -> CallProgressed:
         ranks=CALL_RANK,
         sequence=sequence,
         ended=CALL_RANK[status] == ENDED_RANK,
-        occurred_at=twilio_time(form.get("Timestamp")),
+        occurred_at=_time(form, "Timestamp"),
         dialled=dialled_number(form) or None,
         delivery=Delivery(f"call-status:{call_sid}:{status}:{sequence}", token),
     )
@@ -209,10 +225,10 @@ def recording_status(form: Mapping[str, str], token: str | None) -> RecordingRep
         call_sid=call_sid,
         recording_sid=recording_sid,
         status=status,
-        duration_seconds=_count(form.get("RecordingDuration")),
-        started_at=twilio_time(form.get("RecordingStartTime")),
+        duration_seconds=_count(form, "RecordingDuration"),
+        started_at=_time(form, "RecordingStartTime"),
         media_url=url if MEDIA_URL.fullmatch(url := form.get("RecordingUrl", "")) else None,
-        error_code=_count(form.get("ErrorCode")),
+        error_code=_count(form, "ErrorCode"),
         delivery=Delivery(f"recording-status:{recording_sid}:{status}", token),
     )
 
