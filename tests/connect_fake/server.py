@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 import string
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -31,12 +29,13 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import boto3
-import uvicorn
 from botocore.config import Config
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.loopback import LoopbackServer
 
 from . import answers
 from .journal import OFF_MODEL, Injection, Journal, ReceivedRequest, Violation
@@ -96,43 +95,18 @@ class FakeConnectServer:
         self.endpoint_url = ""
         self._session = boto3.session.Session()
         self._state = self._new_state()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
         self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=methods)])
+        self._loopback = LoopbackServer(self.app, "fake-connect")
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-connect"
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("Connect stand-in did not start")
-            time.sleep(0.01)
-        self.endpoint_url = f"http://127.0.0.1:{port}"
+        self.endpoint_url = self._loopback.start()
         self.reset()
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=5)
-            self._server = self._thread = None
+        self._loopback.stop()
 
     def reset(self) -> None:
         """No instances, an empty request log and violation list, no pending injections."""

@@ -24,14 +24,11 @@ import asyncio
 import base64
 import binascii
 import re
-import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -50,6 +47,7 @@ from app.platforms.simulator.resources import (
     new_sid,
     rfc2822,
 )
+from tests.loopback import LoopbackServer
 
 from .spec import Operation, SpecIndex, load_spec
 
@@ -142,8 +140,6 @@ class FakeTwilioServer:
         self.spec: SpecIndex = load_spec()
         self.base_url = ""
         self._state = self._new_state()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self.app = Starlette(
             routes=[
                 Route(
@@ -153,39 +149,16 @@ class FakeTwilioServer:
                 )
             ]
         )
+        self._loopback = LoopbackServer(self.app, "fake-twilio")
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-twilio"
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("fake Twilio server did not start")
-            time.sleep(0.01)
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.base_url = self._loopback.start()
         self.reset()
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=5)
-            self._server = self._thread = None
+        self._loopback.stop()
 
     def reset(self) -> None:
         """A fresh platform, request log, violation list and no pending injections."""
