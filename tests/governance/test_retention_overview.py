@@ -8,10 +8,12 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
+from app import audit
 from app.calls.provider import ProviderError
 from app.platforms.simulator.provider import SimulatorProvider
 from app.retention.run import RetentionRun
 from app.runtime.services import Services
+from app.storage.db import unit_of_work
 from app.storage.models import utcnow
 from tests.governance.conftest import LONG_AGO, People, events, seed_due
 from tests.governance.search_seed import add_recording
@@ -58,6 +60,14 @@ def test_overdue_says_why_and_a_failed_deletion_is_unmissable(
     [destroyed] = seed_due(services, simulator.platform, 1, destroy_after=LONG_AGO)
     [held] = seed_due(services, simulator.platform, 1, destroy_after=LONG_AGO)
     place(client, people, held, case="CASE-77")
+    with unit_of_work(services.sessions) as session:  # a third worker, still running
+        audit.append(
+            session,
+            audit.EventType.RECORDING_DESTROYED,
+            actor="system",
+            recording_sid="RE" + "0" * 32,
+            detail={"worker": "another-worker"},
+        )
     simulator.inject_fault(
         "delete", ProviderError("platform said no", transient=True, status=500, code=20500)
     )
