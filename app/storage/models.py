@@ -162,6 +162,14 @@ class Recording(Base):
             sqlite_where=text("active_holds > 0"),
             postgresql_where=text("active_holds > 0"),
         ),
+        # The overview's held and overdue: without it SQLite walks every overdue row.
+        Index(
+            "ix_recordings_held_due",
+            "destroyed_at",
+            "destroy_after",
+            sqlite_where=text("active_holds > 0"),
+            postgresql_where=text("active_holds > 0"),
+        ),
         Index("ix_recordings_completed", "completed_at"),
     )
 

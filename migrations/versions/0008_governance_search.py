@@ -39,6 +39,14 @@ def upgrade() -> None:
             sqlite_where=held,
             postgresql_where=held,
         )
+        # The overview's held and overdue: without it SQLite walks every overdue row.
+        batch_op.create_index(
+            "ix_recordings_held_due",
+            ["destroyed_at", "destroy_after"],
+            unique=False,
+            sqlite_where=held,
+            postgresql_where=held,
+        )
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.create_index("ix_audit_events_type", ["type", "sequence"], unique=False)
 
@@ -47,6 +55,7 @@ def downgrade() -> None:
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_events_type")
     with op.batch_alter_table("recordings", schema=None) as batch_op:
+        batch_op.drop_index("ix_recordings_held_due")
         batch_op.drop_index("ix_recordings_held")
         for name in reversed(RECORDINGS):
             batch_op.drop_index(name)
