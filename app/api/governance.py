@@ -9,8 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 from starlette.background import BackgroundTask
 
 from app.api.deps import AnyRole, GovernancePlus, ServicesDep, Sid, require
@@ -18,15 +16,15 @@ from app.api.errors import ErrorBody, error_responses
 from app.callers.numbers import vault
 from app.callers.sar_bundle import bundle
 from app.callers.subject_access import e164_or_refuse, export
-from app.calls import views
 from app.people.users import Role
-from app.retention import holds, notifications
+from app.retention import holds, notifications, search
 from app.retention.access import MEDIA_PATH, Purpose, grant_access, log_media_fetched, redeem
 from app.retention.disclosures import disclosure_object, record_disclosure
 from app.retention.fingerprints import checked
 from app.retention.media import CHUNK, WAV, single_range
+from app.retention.overview import overview
 from app.storage.db import unit_of_work
-from app.storage.models import Call, Recording, User
+from app.storage.models import Call, User
 
 router = APIRouter(
     prefix="/api/v1",
@@ -75,29 +73,37 @@ class DoneRequest(BaseModel):
 def list_recordings(
     _user: GovernancePlus,
     services: ServicesDep,
-    phone: str | None = None,
-    department: str | None = None,
+    phone: Annotated[str | None, Query(max_length=40)] = None,
+    department: Annotated[str | None, Query(max_length=64)] = None,
     held: bool | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    from_: Annotated[
+        str | None, Query(alias="from", max_length=40, description="completed at or after")
+    ] = None,
+    to: Annotated[str | None, Query(max_length=40, description="completed at or before")] = None,
+    limit: Annotated[int, Query(ge=1, le=search.MAX_LIMIT)] = search.DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=400, description="a page's `next`")] = None,
 ) -> dict[str, Any]:
-    query = (
-        select(Recording)
-        .options(selectinload(Recording.holds))
-        .order_by(Recording.started_at.desc(), Recording.recording_sid)
-        .limit(limit)
-    )
+    """Newest first, `limit` a page; `next` is the cursor of the page after, or null."""
+    digest = None
     if phone is not None:
         e164 = e164_or_refuse(phone, services.settings.default_region)
         digest = vault(services.settings.number_key).lookup_hash(e164)
-        query = query.join(Call, Call.call_sid == Recording.call_sid).where(
-            Call.caller_number_hash == digest
-        )
-    if department is not None:
-        query = query.where(Recording.department == department)
-    if held is not None:
-        query = query.where(Recording.active_holds > 0 if held else Recording.active_holds == 0)
+    filters = search.Filters(
+        caller_hash=digest,
+        department=department,
+        held=held,
+        completed_from=search.parse_bound("from", from_, upper=False),
+        completed_before=search.parse_bound("to", to, upper=True),
+    )
     with unit_of_work(services.sessions) as session:
-        return {"items": [views.recording_object(r) for r in session.scalars(query)]}
+        return search.search(session, filters, limit, cursor)
+
+
+@router.get("/retention/overview")
+def retention_overview(_user: GovernancePlus, services: ServicesDep) -> dict[str, Any]:
+    """Due soon, overdue and why (`failed` counts the failed deletions), the last run."""
+    with unit_of_work(services.sessions) as session:
+        return overview(session)
 
 
 @router.post("/recordings/{recording_sid}/holds", status_code=201)

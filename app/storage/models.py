@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -147,10 +148,29 @@ class Recording(Base):
 
     __tablename__ = "recordings"
     # The retention run's selection: not destroyed, destroy_after passed; the fingerprint
-    # pass's: not destroyed, not yet fingerprinted.
+    # pass's: not destroyed, not yet fingerprinted; the governance search's pages, newest
+    # first, by department, by hold and by completion (app/retention/search.py).
     __table_args__ = (
         Index("ix_recordings_due", "destroyed_at", "destroy_after"),
         Index("ix_recordings_unfingerprinted", "fingerprinted_at", "destroyed_at"),
+        Index("ix_recordings_started", "started_at", "recording_sid"),
+        Index("ix_recordings_department_started", "department", "started_at", "recording_sid"),
+        Index(
+            "ix_recordings_held",
+            "started_at",
+            "recording_sid",
+            sqlite_where=text("active_holds > 0"),
+            postgresql_where=text("active_holds > 0"),
+        ),
+        # The overview's held and overdue: without it SQLite walks every overdue row.
+        Index(
+            "ix_recordings_held_due",
+            "destroyed_at",
+            "destroy_after",
+            sqlite_where=text("active_holds > 0"),
+            postgresql_where=text("active_holds > 0"),
+        ),
+        Index("ix_recordings_completed", "completed_at"),
     )
 
     recording_sid: Mapped[str] = mapped_column(SID, primary_key=True)
@@ -203,8 +223,12 @@ class AuditEvent(Base):
     and are hashed too."""
 
     __tablename__ = "audit_events"
-    # Never reuse a sequence number on SQLite, even after the newest row is gone.
-    __table_args__ = {"sqlite_autoincrement": True}
+    # Never reuse a sequence number on SQLite, even after the newest row is gone. Events
+    # of one type, newest first: the last retention run, failed deletions.
+    __table_args__ = (
+        Index("ix_audit_events_type", "type", "sequence"),
+        {"sqlite_autoincrement": True},
+    )
 
     sequence: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     type: Mapped[str] = mapped_column(String(64))

@@ -83,6 +83,7 @@ ROUTES: dict[tuple[str, str], Kind] = {
     ("POST", "/api/v1/calls/{call_sid}/transfer"): AGENT_CALL,
     ("POST", "/api/v1/calls/{call_sid}/assign"): NOT_AGENTS,
     ("GET", "/api/v1/recordings"): NOT_AGENTS,
+    ("GET", "/api/v1/retention/overview"): NOT_AGENTS,
     ("GET", "/api/v1/recordings/{recording_sid}"): NOT_AGENTS,
     ("POST", "/api/v1/recordings/{recording_sid}/holds"): NOT_AGENTS,
     ("DELETE", "/api/v1/recordings/{recording_sid}/holds/{hold_id}"): NOT_AGENTS,
@@ -119,7 +120,7 @@ BODIES: dict[str, list[tuple[dict[str, Any], int]]] = {
 }
 QUERIES = {
     "/api/v1/audit": "call_sid={call_sid}",
-    "/api/v1/recordings": f"phone={DEFAULT_CALLER}",
+    "/api/v1/recordings": f"phone={DEFAULT_CALLER}&from=2020-01-01&limit=200",
     "/api/v1/subject-access": f"phone={DEFAULT_CALLER}",
     "/api/v1/subject-access/bundle": f"phone={DEFAULT_CALLER}",
     "/api/v1/notifications": "pending=true",
