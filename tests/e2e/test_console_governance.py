@@ -1,0 +1,380 @@
+"""Issue 15 items 1-5 and 8: the information-governance officer's view of the console in a
+real browser (Debian's Chromium, Playwright) against a live `callguard serve` on the
+simulator: recordings, legal holds, callers to tell, listening for a purpose, disclosures
+and the audit log; refused to agents and supervisors, read-only to an admin. Every state
+is screenshotted and audited with axe (shot())."""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from rich.console import Console
+from sqlalchemy import text, update
+
+from app.people.users import Role
+from app.platforms.simulator.drive import LiveCall
+from app.storage.db import make_engine
+from app.storage.models import Recording
+from tests.e2e import test_console_browser as base
+from tests.e2e.test_console_browser import (
+    DESKTOP,
+    PHONE,
+    Centre,
+    assert_fits,
+    expect,
+    open_console,
+    shot,
+    tab_to,
+)
+
+browser = base.browser  # the browser tests' fixtures: one Chromium, a live service
+centre = base.centre
+
+WIDTHS = pytest.mark.parametrize("width", [PHONE, DESKTOP], ids=["phone", "desktop"])
+
+
+def completed_recording(centre: Centre, department: str, caller: str) -> str:
+    """A call that was recorded and has ended: its recording, completed (the sid)."""
+    policy = centre.platform.post("/simulator/policy", {}).json()
+    number = next(d["numbers"][0] for d in policy["departments"] if d["id"] == department)
+    call = LiveCall(centre.platform, None, Console(file=io.StringIO()), talk=0)
+    call.dial("governance", number, caller, None)
+    call.hang_up()
+    token = centre.user(f"reader-{call.sid[-8:]}", Role.ADMIN)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        items = httpx.get(
+            f"{centre.base}/api/v1/recordings",
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()["items"]
+        done = [r for r in items if r["call_sid"] == call.sid and r["completed_at"]]
+        if done:
+            return str(done[0]["recording_sid"])
+        time.sleep(0.2)
+    raise AssertionError(f"the recording of {call.sid} did not complete")
+
+
+def change_recording(centre: Centre, sid: str, **values: Any) -> None:
+    """What another process does behind the page: a retention worker's lease, say."""
+    engine = make_engine(centre.live["env"]["CALLGUARD_DATABASE_URL"])
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                update(Recording).where(Recording.recording_sid == sid).values(**values)
+            )
+    finally:
+        engine.dispose()
+
+
+def rec(page: Any, sid: str) -> Any:
+    return page.locator(f'li.recording-card[data-recording-sid="{sid}"]')
+
+
+def api_status(page: Any, method: str, path: str, body: Any = None) -> int:
+    """A request through the page's own token, as a hand-edited page would send it."""
+    return int(
+        page.evaluate(
+            """async ([method, path, body]) => {
+                const token = sessionStorage.getItem("callguard.token");
+                const headers = {Authorization: `Bearer ${token}`,
+                                 "Content-Type": "application/json"};
+                const init = {method, headers};
+                if (body !== null) init.body = JSON.stringify(body);
+                return (await fetch(`/api/v1${path}`, init)).status;
+            }""",
+            [method, path, body],
+        )
+    )
+
+
+@WIDTHS
+def test_an_officer_finds_holds_tells_the_caller_discloses_and_releases(
+    browser: Any, centre: Centre, width: int
+) -> None:
+    harlow = completed_recording(centre, "contact-harlow", "+447700900123")
+    revenues = completed_recording(centre, "revenues-and-benefits", "+447700900456")
+    page = open_console(browser, centre, centre.user("gail", Role.GOVERNANCE), width=width)
+    expect(page.get_by_role("heading", name="Recordings")).to_be_visible()
+    expect(page.get_by_role("heading", name="Your live calls")).to_be_hidden()
+    expect(page.locator("#read-only-note")).to_be_hidden()
+    expect(page.locator("#gov-status")).to_have_text("2 recordings found, newest first.")
+    card = rec(page, harlow)
+    expect(card).to_contain_text("Contact Harlow")
+    expect(card.locator(".destroy-after")).to_contain_text("(in 130 days)")
+    expect(card.locator(".destroyed")).to_have_text("No")
+    expect(card.locator(".holds-summary")).to_have_text("None")
+    assert_fits(page)
+    shot(page, f"gov-{width}-01-recordings")
+
+    # Any format of the number finds the caller; held=true finds nothing yet.
+    page.get_by_label("Caller's phone number (any format)").fill("07700 900456")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#gov-status")).to_have_text("1 recording found, newest first.")
+    expect(rec(page, revenues)).to_contain_text("Revenues and Benefits")
+    expect(rec(page, harlow)).to_have_count(0)
+    shot(page, f"gov-{width}-02-found-by-phone")
+    page.get_by_label("Caller's phone number (any format)").fill("not a number")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#gov-status")).to_contain_text("Search refused:")
+    page.get_by_label("Caller's phone number (any format)").fill("")
+    page.get_by_label("Legal hold", exact=True).select_option(label="Held")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#gov-status")).to_have_text("No recordings match.")
+    page.get_by_label("Legal hold", exact=True).select_option(label="Not held")
+    page.get_by_label("Department", exact=True).select_option(label="Contact Harlow")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#gov-status")).to_have_text("1 recording found, newest first.")
+
+    # Item 2: a hold, with the keyboard; the form asks for what the API requires.
+    card = rec(page, harlow)
+    tab_to(page, card.get_by_role("button", name="Place a legal hold"))
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("button", name="Place the hold").click()
+    expect(dialog.get_by_role("alert")).to_have_text("Case reference: is required.")
+    dialog.get_by_label("Case reference").fill("INV-2026-14")
+    dialog.get_by_label("Reason").fill("complaint about a council officer")
+    assert_fits(page)
+    shot(page, f"gov-{width}-03-hold-form")
+    dialog.get_by_role("button", name="Place the hold").click()
+    expect(dialog).to_be_hidden()
+    expect(card.locator(".outcome")).to_contain_text("The caller must be told: task")
+    expect(card.locator(".holds-summary")).to_have_text("1 active: kept until released")
+    expect(card.locator(".holds")).to_contain_text("Case INV-2026-14: held by gail")
+    shot(page, f"gov-{width}-04-held")
+
+    # Item 3: the caller to tell; how is required and when cannot be in the future.
+    closes: list[str] = []
+    page.on("request", lambda r: closes.append(r.url) if r.url.endswith("/done") else None)
+    task = page.locator("li.task")
+    expect(task).to_have_count(1)
+    expect(task).to_contain_text("Tell the caller on +447700900123")
+    expect(page.locator("#tasks-status")).to_have_text("1 caller still to tell.")
+    task.get_by_role("button", name="The caller has been told").click()
+    told = page.get_by_role("dialog")
+    told.get_by_role("button", name="Close the task").click()
+    expect(told.get_by_role("alert")).to_contain_text("How the caller was told: is required")
+    told.get_by_label("How they were told").fill("letter")
+    tomorrow = (datetime.now() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    told.get_by_label("When (leave empty for now)").fill(tomorrow)
+    told.get_by_role("button", name="Close the task").click()
+    expect(told.get_by_role("alert")).to_have_text(
+        "When the caller was told: cannot be in the future."
+    )
+    assert closes == []
+    assert_fits(page)
+    shot(page, f"gov-{width}-05-told-refused")
+    yesterday = (datetime.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    told.get_by_label("When (leave empty for now)").fill(yesterday)
+    told.get_by_role("button", name="Close the task").click()
+    expect(told).to_be_hidden()
+    expect(page.locator("#tasks-status")).to_contain_text("the caller was told by letter")
+    expect(page.locator("#tasks-status")).to_contain_text("Nobody is waiting to be told.")
+    assert len(closes) == 1
+    page.get_by_label("Show").select_option(label="Already told")
+    expect(page.locator("li.task")).to_contain_text("Told by letter on")
+    expect(page.locator("li.task")).to_contain_text("closed by gail")
+    shot(page, f"gov-{width}-06-told")
+
+    # Item 5: a disclosure needs an agreement, and consent or a legal basis when sensitive.
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if "/disclosures" in r.url else None)
+    card.get_by_role("button", name="Record a disclosure").click()
+    form = page.get_by_role("dialog")
+    form.get_by_label("Recipient (organisation)").fill("Essex Police")
+    form.get_by_role("button", name="Record the disclosure").click()
+    expect(form.get_by_role("alert")).to_have_text("Data sharing agreement reference: is required.")
+    form.get_by_label("Data sharing agreement reference").fill("DSA-77")
+    form.get_by_label("A sensitive matter").check()
+    form.get_by_role("button", name="Record the disclosure").click()
+    expect(form.get_by_role("alert")).to_contain_text("consent reference or the legal basis")
+    expect(form.get_by_label("Consent reference", exact=True)).to_be_focused()
+    assert sent == []
+    assert_fits(page)
+    shot(page, f"gov-{width}-07-disclosure-refused")
+    form.get_by_label("Legal basis", exact=True).fill(
+        "Data Protection Act 2018, Schedule 2, paragraph 2"
+    )
+    form.get_by_role("button", name="Record the disclosure").click()
+    expect(form).to_be_hidden()
+    expect(card.locator(".outcome")).to_contain_text(
+        "Disclosure to Essex Police recorded under agreement DSA-77 (sensitive)"
+    )
+    assert len(sent) == 1
+    shot(page, f"gov-{width}-08-disclosed")
+
+    # Release: the consequence first, in words.
+    card.get_by_role("button", name="Release case INV-2026-14").click()
+    release = page.get_by_role("dialog")
+    expect(release).to_contain_text("No other hold keeps this recording: it will be destroyed")
+    shot(page, f"gov-{width}-09-release-confirm")
+    release.get_by_role("button", name="Release the hold").click()
+    expect(release).to_be_hidden()
+    expect(card.locator(".outcome")).to_contain_text("Hold for case INV-2026-14 released.")
+    expect(card.locator(".holds-summary")).to_have_text("None active (all released)")
+    expect(card.locator(".holds")).to_contain_text("released by gail")
+
+    # Item 8: the call's timeline has all of it, as events of the audit log.
+    card.get_by_role("button", name="Event timeline").click()
+    events = card.locator(".events")
+    for kind in ("hold.placed by gail", "notification.done by gail", "disclosure.recorded"):
+        expect(events).to_contain_text(kind)
+    assert_fits(page)
+    shot(page, f"gov-{width}-10-released-timeline")
+
+
+def test_a_hold_is_refused_while_retention_destroys_it_and_once_destroyed(
+    browser: Any, centre: Centre
+) -> None:
+    leased = completed_recording(centre, "contact-harlow", "+447700900123")
+    gone = completed_recording(centre, "contact-harlow", "+447700900124")
+    page = open_console(browser, centre, centre.user("gail", Role.GOVERNANCE), width=PHONE)
+    expect(page.locator("#gov-status")).to_have_text("2 recordings found, newest first.")
+    # Behind the page's back: a worker leases one, the other is destroyed.
+    now = datetime.now(UTC)
+    change_recording(
+        centre, leased, claimed_by="worker-7", claimed_until=now + timedelta(minutes=10)
+    )
+    change_recording(centre, gone, destroyed_at=now)
+
+    for sid, said in (
+        (leased, "is being destroyed by retention run worker-7"),
+        (gone, "has already been destroyed: there is nothing left to keep"),
+    ):
+        rec(page, sid).get_by_role("button", name="Place a legal hold").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_label("Case reference").fill("INV-1")
+        dialog.get_by_label("Reason").fill("fraud investigation")
+        dialog.get_by_role("button", name="Place the hold").click()
+        expect(dialog.get_by_role("alert")).to_contain_text("Not placed:")
+        expect(dialog.get_by_role("alert")).to_contain_text(said)
+        shot(page, f"gov-hold-refused-{'409' if sid == leased else '410'}")
+        dialog.get_by_role("button", name="Cancel").click()
+    expect(page.locator("li.task")).to_have_count(0)  # nothing was placed, nobody to tell
+
+    page.get_by_role("button", name="Search").click()  # the list now shows the truth
+    destroyed = rec(page, gone)
+    expect(destroyed.locator(".destroyed")).to_contain_text("Yes, on")
+    expect(destroyed.get_by_role("button", name="Place a legal hold")).to_be_hidden()
+    expect(destroyed.get_by_label("Purpose")).to_be_hidden()
+    shot(page, "gov-destroyed-recording")
+
+
+@WIDTHS
+def test_listening_needs_a_purpose_the_role_may_use(
+    browser: Any, centre: Centre, width: int
+) -> None:
+    sid = completed_recording(centre, "contact-harlow", "+447700900123")
+    page = open_console(browser, centre, centre.user("gail", Role.GOVERNANCE), width=width)
+    card = rec(page, sid)
+    purposes = card.get_by_label("Purpose").locator("option").all_text_contents()
+    assert "Preventing or detecting crime" in purposes
+    assert "A subject access request" in purposes
+    card.get_by_role("button", name="Listen").click()
+    expect(card.locator(".outcome")).to_have_text("Choose the purpose you are listening for first.")
+    expect(card.get_by_label("Purpose")).to_be_focused()
+    card.get_by_label("Purpose").select_option(label="Preventing or detecting crime")
+    card.get_by_role("button", name="Listen").click()
+    expect(card.locator(".outcome")).to_contain_text("recorded in the audit log: press play")
+    audio = card.locator("audio")
+    expect(audio).to_be_visible()
+    assert audio.get_attribute("src", timeout=5000).startswith("/api/v1/media/")
+    # The audio loads under the page's CSP (media-src 'self'): it has a duration.
+    page.wait_for_function(
+        "el => el.readyState >= 1 && el.duration > 0", arg=audio.element_handle()
+    )
+    card.get_by_role("button", name="Event timeline").click()
+    expect(card.locator(".events")).to_contain_text("recording.accessed by gail")
+    expect(card.locator(".events")).to_contain_text("recording.media_fetched")
+    assert_fits(page)
+    shot(page, f"gov-{width}-11-listening")
+
+
+@WIDTHS
+def test_an_admin_sees_the_view_read_only(browser: Any, centre: Centre, width: int) -> None:
+    sid = completed_recording(centre, "contact-harlow", "+447700900123")
+    page = open_console(browser, centre, centre.user("ada", Role.ADMIN), width=width)
+    expect(page.get_by_role("heading", name="All live calls")).to_be_visible()
+    expect(page.get_by_role("heading", name="Recordings")).to_be_visible()
+    expect(page.locator("#read-only-note")).to_be_visible()
+    card = rec(page, sid)
+    expect(card).to_contain_text("Contact Harlow")
+    # Nothing the API refuses an admin is offered.
+    expect(card.get_by_role("button", name="Place a legal hold")).to_be_hidden()
+    expect(card.get_by_role("button", name="Record a disclosure")).to_be_hidden()
+    expect(page.get_by_role("heading", name="Callers to tell")).to_be_hidden()
+    purposes = card.get_by_label("Purpose").locator("option").all_text_contents()
+    assert purposes == [
+        "Choose a purpose",
+        "Quality monitoring and training",
+        "Investigating a complaint",
+        "Staff safety",
+    ]
+    # ...and the API does refuse them if sent anyway.
+    assert (
+        api_status(page, "POST", f"/recordings/{sid}/access", {"purpose": "crime_prevention"})
+        == 403
+    )
+    hold = {"case_reference": "X", "reason": "y"}
+    assert api_status(page, "POST", f"/recordings/{sid}/holds", hold) == 403
+    assert api_status(page, "GET", "/notifications?pending=true") == 403
+    card.get_by_label("Purpose").select_option(label="Investigating a complaint")
+    card.get_by_role("button", name="Listen").click()
+    expect(card.locator("audio")).to_be_visible()
+    page.get_by_role("button", name="Verify the audit chain").click()
+    expect(page.locator("#verify-result")).to_contain_text("The audit log is intact")
+    assert_fits(page)
+    shot(page, f"gov-{width}-12-admin-read-only")
+
+
+@pytest.mark.parametrize("role", [Role.AGENT, Role.SUPERVISOR])
+def test_agents_and_supervisors_never_see_the_governance_view(
+    browser: Any, centre: Centre, role: Role
+) -> None:
+    completed_recording(centre, "contact-harlow", "+447700900123")
+    page = open_console(browser, centre, centre.user("sam", role), width=PHONE)
+    expect(page.get_by_role("heading", name="live calls")).to_be_visible()
+    for name in ("Recordings", "Callers to tell", "Audit log"):
+        expect(page.get_by_role("heading", name=name)).to_be_hidden()
+    assert api_status(page, "GET", "/recordings") == 403
+    assert api_status(page, "GET", "/audit/verify") == 403
+    shot(page, f"gov-refused-{role}")
+
+
+def test_the_audit_check_says_where_the_chain_breaks(browser: Any, centre: Centre) -> None:
+    completed_recording(centre, "contact-harlow", "+447700900123")
+    page = open_console(browser, centre, centre.user("gail", Role.GOVERNANCE), width=DESKTOP)
+    tab_to(page, page.get_by_role("button", name="Verify the audit chain"))
+    page.keyboard.press("Enter")
+    result = page.locator("#verify-result")
+    expect(result).to_contain_text("The audit log is intact: all")
+    shot(page, "gov-audit-intact")
+
+    # What a database superuser could do: change event 3 around the triggers.
+    engine = make_engine(centre.live["env"]["CALLGUARD_DATABASE_URL"])
+    try:
+        with engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SET session_replication_role = replica"))
+            else:
+                for (name,) in connection.execute(
+                    text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                ).all():
+                    connection.execute(text(f"DROP TRIGGER {name}"))
+            connection.execute(
+                text("UPDATE audit_events SET type = 'call.tampered' WHERE sequence = 3")
+            )
+            connection.commit()
+    finally:
+        engine.dispose()
+    page.get_by_role("button", name="Verify the audit chain").click()
+    expect(result).to_have_text(
+        "The audit log is BROKEN at event 3: that event no longer matches its seal: "
+        "its content was changed. Report it now."
+    )
+    shot(page, "gov-audit-broken")
