@@ -257,6 +257,17 @@ def test_a_hold_is_refused_while_retention_destroys_it_and_once_destroyed(
         dialog.get_by_role("button", name="Cancel").click()
     expect(page.locator("li.task")).to_have_count(0)  # nothing was placed, nobody to tell
 
+    # A disclosure of the destroyed recording: the API's own refusal, in the form.
+    rec(page, gone).get_by_role("button", name="Record a disclosure").click()
+    form = page.get_by_role("dialog")
+    form.get_by_label("Recipient (organisation)").fill("Essex Police")
+    form.get_by_label("Data sharing agreement reference").fill("DSA-77")
+    form.get_by_role("button", name="Record the disclosure").click()
+    expect(form.get_by_role("alert")).to_contain_text(f"Not recorded: recording {gone}")
+    expect(form.get_by_role("alert")).to_contain_text("destroyed")
+    shot(page, "gov-disclosure-refused-410")
+    form.get_by_role("button", name="Cancel").click()
+
     page.get_by_role("button", name="Search").click()  # the list now shows the truth
     destroyed = rec(page, gone)
     expect(destroyed.locator(".destroyed")).to_contain_text("Yes, on")

@@ -196,7 +196,7 @@ async function placeHold(event) {
         "waiting in Callers to tell.",
     );
     await refreshRecording(card);
-    if (isGovernance()) loadTasks();
+    loadTasks(); // governance-tasks.js: the new caller to tell
   } catch (error) {
     if (error.status === 401) return;
     const why =
@@ -206,6 +206,7 @@ async function placeHold(event) {
           ? "the recording has already been destroyed: there is nothing left to keep"
           : "";
     $("hold-error").textContent = `Not placed: ${error.message}${why ? ` (${why})` : ""}.`;
+    return; // the dialog stays open with the answer
   }
   card.element.querySelector(".place-hold").focus();
 }
