@@ -389,3 +389,29 @@ def test_the_audit_check_says_where_the_chain_breaks(browser: Any, centre: Centr
         "its content was changed. Report it now."
     )
     shot(page, "gov-audit-broken")
+
+
+def test_a_task_closed_elsewhere_is_refused_with_the_apis_message(
+    browser: Any, centre: Centre
+) -> None:
+    sid = completed_recording(centre, "contact-harlow", "+447700900123")
+    token = centre.user("gail", Role.GOVERNANCE)
+    headers = {"Authorization": f"Bearer {token}"}
+    base_url = f"{centre.base}/api/v1"
+    hold = {"case_reference": "INV-9", "reason": "complaint"}
+    placed = httpx.post(f"{base_url}/recordings/{sid}/holds", json=hold, headers=headers)
+    task_id = placed.json()["notification_id"]
+    page = open_console(browser, centre, token, width=PHONE)
+    expect(page.locator("li.task")).to_contain_text("Tell the caller on +447700900123")
+    # A colleague closes it first, from another screen.
+    done = {"method": "phone call"}
+    closed = httpx.post(f"{base_url}/notifications/{task_id}/done", json=done, headers=headers)
+    assert closed.status_code == 200, closed.text
+    page.locator("li.task").get_by_role("button", name="The caller has been told").click()
+    told = page.get_by_role("dialog")
+    told.get_by_label("How they were told").fill("letter")
+    told.get_by_role("button", name="Close the task").click()
+    expect(told.get_by_role("alert")).to_have_text(
+        f"Not closed: notification {task_id} was already closed."
+    )
+    shot(page, "gov-task-already-closed")
