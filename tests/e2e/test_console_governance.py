@@ -415,3 +415,37 @@ def test_a_task_closed_elsewhere_is_refused_with_the_apis_message(
         f"Not closed: notification {task_id} was already closed."
     )
     shot(page, "gov-task-already-closed")
+
+
+def test_releasing_the_last_hold_on_an_overdue_recording_says_it_goes_next_run(
+    browser: Any, centre: Centre
+) -> None:
+    sid = completed_recording(centre, "contact-harlow", "+447700900123")
+    token = centre.user("gail", Role.GOVERNANCE)
+    headers = {"Authorization": f"Bearer {token}"}
+    for case in ("INV-1", "INV-2"):
+        hold = {"case_reference": case, "reason": "complaint"}
+        placed = httpx.post(
+            f"{centre.base}/api/v1/recordings/{sid}/holds", json=hold, headers=headers
+        )
+        assert placed.status_code == 201, placed.text
+    change_recording(centre, sid, destroy_after=datetime.now(UTC) - timedelta(days=3))
+    page = open_console(browser, centre, token, width=DESKTOP)
+    card = rec(page, sid)
+    expect(card.locator(".destroy-after")).to_contain_text("(overdue by 3 days)")
+    expect(card.locator(".holds-summary")).to_have_text("2 active: kept until released")
+
+    card.get_by_role("button", name="Release case INV-1").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("1 other hold still keeps this recording.")
+    dialog.get_by_role("button", name="Release the hold").click()
+    expect(dialog).to_be_hidden()
+    card.get_by_role("button", name="Release case INV-2").click()
+    expect(dialog).to_contain_text(
+        "No other hold keeps this recording and its destruction date has passed: "
+        "it will be destroyed at the next retention run."
+    )
+    shot(page, "gov-release-overdue")
+    dialog.get_by_role("button", name="Release the hold").click()
+    expect(card.locator(".outcome")).to_contain_text("destroyed at the next retention run")
+    expect(card.locator(".holds-summary")).to_have_text("None active (all released)")
