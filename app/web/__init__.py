@@ -16,11 +16,13 @@ from app.recording_policy import REASON_TEXT
 STATIC = Path(__file__).parent / "static"
 
 # Scripts and styles from our own origin only (no inline code, so an injected string
-# cannot run), no framing (clickjacking on the pause button), no referrer leaks.
+# cannot run), audio only from our own short-lived media links, no framing (clickjacking
+# on the pause button), no referrer leaks.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-        "img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        "img-src 'self'; media-src 'self'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",

@@ -63,8 +63,8 @@ async function signIn(token) {
     sessionStorage.removeItem(TOKEN_KEY);
     return;
   }
-  if (!["agent", "supervisor", "admin"].includes(me.role)) {
-    signOut(`The console is for agents and supervisors; ${me.name} has the role ${me.role}.`);
+  if (!["agent", "supervisor", "admin", "governance"].includes(me.role)) {
+    signOut(`The console has no view for ${me.name}'s role (${me.role}).`);
     return;
   }
   try {
@@ -76,8 +76,13 @@ async function signIn(token) {
   $("calls-title").textContent = isSupervisor() ? "All live calls" : "Your live calls";
   $("sign-in").hidden = true;
   $("sign-in-error").textContent = "";
-  $("who").hidden = $("sign-out").hidden = $("calls").hidden = false;
-  poll();
+  $("who").hidden = $("sign-out").hidden = false;
+  // Governance officers have no live calls (the API refuses them): their view only.
+  if (me.role !== "governance") {
+    $("calls").hidden = false;
+    poll();
+  }
+  if (me.role === "governance" || me.role === "admin") showGovernance(); // governance.js
 }
 
 function signOut(message) {
@@ -87,6 +92,7 @@ function signOut(message) {
   cards.clear();
   $("call-list").replaceChildren();
   $("calls").hidden = $("who").hidden = $("sign-out").hidden = true;
+  hideGovernance(); // governance.js
   $("sign-in").hidden = false;
   $("token").value = "";
   $("sign-in-error").textContent = message || "";
@@ -359,5 +365,8 @@ $("sign-out").addEventListener("click", () => signOut("Signed out."));
 $("non-recorded-form").addEventListener("submit", confirmNonRecorded);
 $("non-recorded-cancel").addEventListener("click", () => $("non-recorded-dialog").close());
 
-if (sessionStorage.getItem(TOKEN_KEY)) signIn(sessionStorage.getItem(TOKEN_KEY));
-else $("token").focus();
+// After every deferred script (governance.js and governance-tasks.js) has run.
+document.addEventListener("DOMContentLoaded", () => {
+  if (sessionStorage.getItem(TOKEN_KEY)) signIn(sessionStorage.getItem(TOKEN_KEY));
+  else $("token").focus();
+});
