@@ -1,0 +1,2 @@
+"""callguard: call-recording control middleware (the README's module map says what
+each package holds)."""

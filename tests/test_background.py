@@ -1,3 +1,6 @@
+"""The background passes of `callguard serve`: the first runs at once, a failing pass
+does not stop the next, and stop() ends them."""
+
 from __future__ import annotations
 
 import threading

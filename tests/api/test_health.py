@@ -1,3 +1,6 @@
+"""/healthz and /readyz: liveness, and readiness (database reachable, migrations at
+head)."""
+
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
