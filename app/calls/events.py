@@ -21,7 +21,6 @@ from app.calls.inputs import (
     RECORDING_STARTED,
     CallArrived,
     CallProgressed,
-    Delivery,
     MenuAnswered,
     RecordingReported,
 )
@@ -130,14 +129,15 @@ class CallEvents:
         call_sid: str,
         dialled: str | None,
         digits: str | None,
-        delivery: Delivery,
+        key: str,
         kind: str,
         received_at: datetime,
     ) -> None:
         """A caller-facing webhook that was answered by the fail-safe while the database
-        was down: record what happened (once), and honour an opt-out key press."""
+        was down: record what happened (once, under its live dedupe `key`), and honour an
+        opt-out key press."""
         with unit_of_work(self.sessions) as session:
-            if claim_receipt(session, delivery.key, None, kind, call_sid) is None:
+            if claim_receipt(session, key, None, kind, call_sid) is None:
                 return  # it reached the database after all
             call = lock_call(session, call_sid, dialled_number=dialled or None)
             active = active_policy(session)

@@ -27,8 +27,6 @@ from app.storage.db import unit_of_work
 from app.storage.models import Call, User
 from app.storage.policy_versions import active_policy
 
-KINDS = TRANSFER_KINDS
-
 
 class TransferFailed(DomainError):
     status = 502
@@ -170,7 +168,7 @@ class Transfers:
 
     def leg_arrived(self, event: TransferLegArrived, render: Render) -> Reply:
         call_sid, kind, number, delivery = event.call_sid, event.kind, event.number, event.delivery
-        if kind not in KINDS:
+        if kind not in TRANSFER_KINDS:
             raise BadRequest(f"unknown transfer kind {kind!r}")
         with unit_of_work(self.sessions) as session:
             receipt = claim_receipt(session, delivery.key, delivery.token, "transfer", call_sid)

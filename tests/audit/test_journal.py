@@ -11,7 +11,6 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import select
 
 from app.audit.verify import verify_chain
-from app.calls.inputs import Delivery
 from app.calls.journal import Entry, Journal
 from app.calls.replay import Replayer
 from app.storage.db import make_engine, make_session_factory
@@ -150,8 +149,7 @@ def test_an_entry_the_database_cannot_hold_is_dropped_not_blocking(services):
     def apply(entry: Entry) -> None:
         if entry.form["CallSid"] == bad:
             at = datetime.now(UTC)
-            delivery = Delivery(f"voice:{bad}")
-            services.calls.replay_fail_safe(bad, "1" * 300, None, delivery, "voice", at)
+            services.calls.replay_fail_safe(bad, "1" * 300, None, f"voice:{bad}", "voice", at)
         else:
             services.platform.replay(services, entry)
 

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator
 
-from app.calls.transfers import KINDS
+from app.calls.provider import TRANSFER_KINDS as KINDS
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
 from app.runtime.services import Services
 from tests.factories import ACCOUNT_SID, MAIN_NUMBER, Platform

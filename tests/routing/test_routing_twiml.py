@@ -7,8 +7,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from app.calls.answers import FALLBACK_QUEUE
 from app.platforms.twilio import twiml
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
+from app.routing.prompts import FAIL_SAFE_NOTICE, opt_out_message
 from app.routing.router import (
     MAX_MENU_ATTEMPTS,
     OptOut,
@@ -64,14 +66,14 @@ def test_enqueue_by_department_or_workflow() -> None:
 def test_opt_out_message_per_action() -> None:
     advise = next(d for d in POLICY.departments if d.opt_out == "advise_email")
     stop = next(d for d in POLICY.departments if d.recorded and d.opt_out == "stop")
-    assert advise.email in twiml.opt_out_message(advise)
-    assert "will not be recorded" in twiml.opt_out_message(stop)
+    assert advise.email in opt_out_message(advise)
+    assert "will not be recorded" in opt_out_message(stop)
 
 
 @pytest.mark.parametrize("record", [False, True])
 def test_fail_safe_records_only_when_configured(record: bool) -> None:
-    root = parse(twiml.fail_safe(record, "https://cg/rs", twiml.FAIL_SAFE_NOTICE))
-    assert root.find("Enqueue").text == twiml.FALLBACK_QUEUE
+    root = parse(twiml.fail_safe(record, "https://cg/rs", FAIL_SAFE_NOTICE))
+    assert root.find("Enqueue").text == FALLBACK_QUEUE
     assert (root.find("Start/Recording") is not None) is record
     if record:  # the notice is spoken before recording starts
         assert [child.tag for child in root] == ["Say", "Start", "Enqueue"]

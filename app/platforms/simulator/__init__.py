@@ -2,15 +2,15 @@
 platform inside the service, so callguard runs with no account. It IS Twilio-shaped on
 purpose: its webhooks are Twilio's (signed the same way, with TWILIO_AUTH_TOKEN or the
 development token), its answers TwiML, and its REST side has the Twilio adapter's shape,
-so the Twilio package's routes, forms and answers serve it unchanged.
+so it is the Twilio package with its own client, audio, secret, routes and worker.
 
     platform.py   SimulatedPlatform: Twilio's recording state machine and callbacks (also
-                  behind the tests' Twilio-compatible server)
+                  behind the tests' Twilio-compatible server); resources.py its vocabulary
     provider.py   its REST side, with a request log and fault injection
     callbacks.py  sends its status callbacks, signed, to our own webhooks
     routes.py     /simulator/… (hang up, inspect, faults), signed like webhooks
     media.py      a silent WAV per recording; dev_token.py the development signing token
-    drive.py, scenarios.py   `callguard simulate`"""
+    drive.py, scenarios.py, report.py   `callguard simulate`"""
 
 from __future__ import annotations
 
@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
-from app.calls.journal import Entry
-from app.calls.provider import Provider, RecordingStore
 from app.config import Settings
 from app.platforms.twilio import TwilioPlatform
 from app.retention.media import MediaSource
@@ -29,22 +27,13 @@ if TYPE_CHECKING:
     from app.runtime.services import Services
 
 
-class SimulatorPlatform:
+class SimulatorPlatform(TwilioPlatform):
     name = "simulator"
-    id_pattern = TwilioPlatform.id_pattern
-    _twilio = TwilioPlatform()
 
     def client(self, settings: Settings) -> Any:
         from app.platforms.simulator.provider import SimulatorProvider
 
         return SimulatorProvider()
-
-    def provider(self, client: Any, settings: Settings) -> Provider:
-        return self._twilio.provider(client, settings)
-
-    def recording_store(self, client: Any, settings: Settings) -> RecordingStore:
-        store: RecordingStore = client
-        return store
 
     def media(self, client: Any, settings: Settings) -> MediaSource:
         from app.platforms.simulator.media import SimulatedMedia
@@ -59,10 +48,7 @@ class SimulatorPlatform:
     def routers(self) -> list[APIRouter]:
         from app.platforms.simulator.routes import router
 
-        return [*self._twilio.routers(), router]
-
-    def replay(self, services: Services, entry: Entry) -> None:
-        self._twilio.replay(services, entry)
+        return [*super().routers(), router]
 
     def workers(self, services: Services) -> list[Worker]:
         from app.platforms.simulator.callbacks import CallbackDispatcher

@@ -47,8 +47,7 @@ SID_KINDS = {
     "TaskSid": "WT",
     "WorkerSid": "WK",
 }
-_HEX32 = "[0-9a-f]{32}"
-SID = re.compile(rf"CA{_HEX32}")  # a call's (TaskAttributes.call_sid)
+SID_PATTERNS = {name: re.compile(rf"{kind}[0-9a-f]{{32}}") for name, kind in SID_KINDS.items()}
 DIRECTIONS = frozenset(
     {"inbound", "outbound-api", "outbound-dial", "trunking-originating", "trunking-terminating"}
 )
@@ -83,8 +82,9 @@ def required(form: Mapping[str, str], name: str) -> str:
 
 
 def _check_sid(name: str, value: str) -> None:
-    kind = SID_KINDS.get(name)
-    if kind and not re.fullmatch(kind + _HEX32, value):
+    pattern = SID_PATTERNS.get(name)
+    if pattern and not pattern.fullmatch(value):
+        kind = SID_KINDS[name]
         raise BadWebhook(f"form field {name} is not a {kind} SID ({kind} and 32 hex digits)")
 
 
@@ -274,7 +274,7 @@ def assignment(
     task = _json_object(form, "TaskAttributes")
     worker = _json_object(form, "WorkerAttributes")
     call_sid = str(task.get("call_sid") or "")
-    if call_sid and not SID.fullmatch(call_sid):
+    if call_sid and not SID_PATTERNS["CallSid"].fullmatch(call_sid):
         raise BadWebhook("TaskAttributes.call_sid is not a SID")
     offer = AssignmentOffered(
         call_sid=call_sid or None,

@@ -9,7 +9,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 import structlog
 
-from app.calls.inputs import Delivery
 from app.calls.journal import Entry
 from app.platforms.twilio import forms
 from app.platforms.twilio.answers import assignment_instruction
@@ -38,7 +37,7 @@ def replay(services: Services, entry: Entry) -> None:
                 arrived.call_sid,
                 arrived.dialled,
                 None,
-                Delivery(arrived.delivery.key),
+                arrived.delivery.key,
                 "voice",
                 received,
             )
@@ -48,7 +47,7 @@ def replay(services: Services, entry: Entry) -> None:
                 answered.call_sid,
                 forms.dialled_number(form),
                 answered.digits,
-                Delivery(answered.delivery.key),
+                answered.delivery.key,
                 "ivr",
                 received,
             )
@@ -64,7 +63,7 @@ def replay(services: Services, entry: Entry) -> None:
                 leg.call_sid,
                 forms.dialled_number(form),
                 None,
-                Delivery(leg.delivery.key),
+                leg.delivery.key,
                 "transfer",
                 received,
             )

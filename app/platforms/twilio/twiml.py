@@ -12,9 +12,7 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 from app.calls.answers import FALLBACK_QUEUE
 from app.recording_policy import Policy
 from app.routing.prompts import (
-    FAIL_SAFE_NOTICE,
     menu_prompt,
-    opt_out_message,
     opt_out_offer,
     recording_notice,
 )
@@ -110,7 +108,3 @@ def fail_safe(record: bool, status_callback: str, notice: str) -> str:
         )
     response.enqueue(FALLBACK_QUEUE)
     return str(response)
-
-
-# Re-exported for the tests of these builders: the words are the prompts module's.
-__all__ = ["FAIL_SAFE_NOTICE", "FALLBACK_QUEUE", "opt_out_message"]
