@@ -178,6 +178,9 @@ def test_listening_needs_a_purpose_the_role_may_use(
     sid = completed_recording(centre, "contact-harlow", "+447700900123")
     page = open_console(browser, centre, centre.user("gail", Role.GOVERNANCE), width=width)
     card = rec(page, sid)
+    # The list loads after sign-in: read the options once the card is there (all_text_contents
+    # does not wait, and read an empty list when the search answered late).
+    expect(card.get_by_label("Purpose")).to_be_visible()
     purposes = card.get_by_label("Purpose").locator("option").all_text_contents()
     assert "Preventing or detecting crime" in purposes
     assert "A subject access request" in purposes
