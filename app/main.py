@@ -55,7 +55,7 @@ def create_app(
             workers.append(Periodic("reconcile-sweep", SWEEP_SECONDS, built.reconciler.sweep))
             workers.append(Periodic("journal-replay", REPLAY_SECONDS, built.replayer.run_once))
             fingerprints = Fingerprinter(built.sessions, built.media)
-            workers.append(Periodic("fingerprints", FINGERPRINT_SECONDS, fingerprints.run_once))
+            workers.append(Periodic("fingerprints", FINGERPRINT_SECONDS, fingerprints.drain))
             workers += built.platform.workers(built)
         for worker in workers:
             worker.start()

@@ -16,7 +16,8 @@ In one run, on loopback only, bounded in count and time:
 * first, one call per scenario is played in order with each callback delivered once: the
   reference every loaded call's final state must equal.
 
-Checked afterwards, from the database: 0 lost events (each distinct callback applied or
+Checked afterwards (once the servers' fingerprint pass has reached every completed recording),
+from the database: 0 lost events (each distinct callback applied or
 recorded as stale exactly once; every call ended once; every recording completed once),
 0 double-applied, every final state identical to its scenario's in-order reference, one
 webhook receipt per distinct delivery, and the audit chain verifies. Reported: webhook
@@ -78,6 +79,8 @@ MAIN_NUMBER = "+441632960655"
 CALLER = "+447700900123"
 COPIES = 3  # each callback delivered this many times, concurrently
 AGENTS = 8
+# The fingerprint pass runs every 10 s on each server and drains what is waiting.
+FINGERPRINT_WAIT = 60.0
 RUN_TIMEOUT = 1200.0
 CALL_STATUSES = ("initiated", "ringing", "in-progress", "completed")
 
@@ -317,6 +320,32 @@ def exactly_once(session: Any, call_sid: str) -> list[str]:
     return problems
 
 
+def fingerprints_settled(sessions: Any) -> list[str]:
+    """Wait for the servers' background fingerprint pass to reach every completed
+    recording: its `recording.fingerprinted` events belong to each call's final state, and
+    a loaded call completes later than its reference did."""
+    from sqlalchemy import func, select
+
+    from app.storage.models import Recording
+
+    waiting = (
+        select(func.count())
+        .select_from(Recording)
+        .where(Recording.status == "completed")
+        .where(Recording.destroyed_at.is_(None))
+        .where(Recording.fingerprinted_at.is_(None))
+    )
+    deadline = time.monotonic() + FINGERPRINT_WAIT
+    while True:
+        with sessions() as session:
+            left = session.scalar(waiting)
+        if not left:
+            return []
+        if time.monotonic() > deadline:
+            return [f"{left} completed recordings not fingerprinted after {FINGERPRINT_WAIT} s"]
+        time.sleep(0.5)
+
+
 def check(
     database_url: str, references: dict[Scenario, str], calls: list[tuple[str, Scenario]]
 ) -> list[str]:
@@ -327,6 +356,7 @@ def check(
     problems: list[str] = []
     try:
         sessions = make_session_factory(engine)
+        problems += fingerprints_settled(sessions)
         with sessions() as session:
             expected = {s: final_state(session, sid) for s, sid in references.items()}
             for scenario, sid in references.items():

@@ -135,6 +135,15 @@ def test_a_bounded_batch_per_pass_and_never_a_destroyed_recording(
     assert sorted(e.recording_sid for e in events(services, FINGERPRINTED)) == sorted(sids)
 
 
+def test_a_drain_takes_batches_until_the_backlog_is_gone(services: Services, simulator) -> None:
+    # What `callguard serve` runs each period: a backlog larger than one batch is
+    # fingerprinted in one pass, and a pass still ends when its batches run out.
+    sids = seed_due(services, simulator.platform, 7, destroy_after=years_later())
+    assert Fingerprinter(services.sessions, services.media, batch_size=3).drain(max_batches=2) == 6
+    assert Fingerprinter(services.sessions, services.media, batch_size=3).drain() == 1
+    assert sorted(e.recording_sid for e in events(services, FINGERPRINTED)) == sorted(sids)
+
+
 def test_two_racing_passes_fingerprint_each_recording_once(services: Services, simulator) -> None:
     sids = seed_due(services, simulator.platform, 8, destroy_after=years_later())
     media = CountingMedia(services.media)
