@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -19,11 +20,18 @@ from app.api import (
     people,
     ratelimit,
 )
+from app.audit.sequencer import place_waiting
 from app.config import Settings, get_settings
 from app.platforms import platform_named
 from app.platforms.base import Worker
 from app.retention.fingerprints import Fingerprinter
-from app.runtime.background import FINGERPRINT_SECONDS, REPLAY_SECONDS, SWEEP_SECONDS, Periodic
+from app.runtime.background import (
+    FINGERPRINT_SECONDS,
+    REPLAY_SECONDS,
+    SEQUENCER_SECONDS,
+    SWEEP_SECONDS,
+    Periodic,
+)
 from app.runtime.logging import configure_logging
 from app.runtime.metrics import StateCollector
 from app.runtime.services import Services, build_services
@@ -38,7 +46,8 @@ def create_app(
     background: bool = False,
 ) -> FastAPI:
     """`services` may be injected (tests). `background` (serve mode) starts the reconcile
-    sweep, the journal replay, the fingerprint pass and the platform's own workers (the
+    sweep, the journal replay, the audit sequencer's pass (events a dead process left
+    waiting), the fingerprint pass and the platform's own workers (the
     simulator's callback sender); tests drive them themselves. The platform's routes are
     CALLGUARD_PROVIDER's."""
     settings = settings or (services.settings if services else get_settings())
@@ -54,6 +63,9 @@ def create_app(
         if background:
             workers.append(Periodic("reconcile-sweep", SWEEP_SECONDS, built.reconciler.sweep))
             workers.append(Periodic("journal-replay", REPLAY_SECONDS, built.replayer.run_once))
+            workers.append(
+                Periodic("audit-sequencer", SEQUENCER_SECONDS, partial(place_waiting, built.engine))
+            )
             fingerprints = Fingerprinter(built.sessions, built.media)
             workers.append(Periodic("fingerprints", FINGERPRINT_SECONDS, fingerprints.drain))
             workers += built.platform.workers(built)

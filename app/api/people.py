@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from app import audit
 from app.api.deps import AnyRole, CallActor, GovernancePlus, ServicesDep, Sid
 from app.api.errors import error_responses
-from app.audit.verify import verify_chain
+from app.audit.verify import verify_log
 from app.calls import views
 from app.errors import Unavailable
 from app.storage.db import read_only_session, unit_of_work
@@ -71,7 +71,7 @@ def get_recording(
 def verify_audit(_user: GovernancePlus, services: ServicesDep) -> dict[str, Any]:
     """Walk the whole hash chain; the first broken link if there is one."""
     with read_only_session(services.engine) as session:
-        return verify_chain(session).as_dict()
+        return verify_log(session).as_dict()
 
 
 @router.get("/audit")

@@ -89,21 +89,36 @@ def message(row: Mapping[str, Any]) -> bytes:
     return header.encode("utf-8") + bytes(row["body"])
 
 
-def seal(event: Mapping[str, Any], sequence: int, prev_hash: str) -> dict[str, Any]:
-    """The row to insert for an event placed after `prev_hash` at `sequence`."""
+def unsequenced(event: Mapping[str, Any]) -> dict[str, Any]:
+    """An event as it waits for its place: the header columns, checked, and its body."""
     for name in ("type", "call_sid", "recording_sid"):
         if "\n" in (event[name] or ""):
             raise ValueError(f"an audit event's {name} holds a newline: refused")
-    row = {
-        "sequence": sequence,
+    return {
         "type": event["type"],
         "call_sid": event["call_sid"],
         "recording_sid": event["recording_sid"],
-        "prev_hash": prev_hash,
         "body": body_of(event),
+    }
+
+
+def place(waiting: Mapping[str, Any], sequence: int, prev_hash: str) -> dict[str, Any]:
+    """The row to insert for an unsequenced event placed after `prev_hash` at `sequence`."""
+    row = {
+        "sequence": sequence,
+        "type": waiting["type"],
+        "call_sid": waiting["call_sid"],
+        "recording_sid": waiting["recording_sid"],
+        "prev_hash": prev_hash,
+        "body": bytes(waiting["body"]),
     }
     row["hash"] = hashlib.sha256(message(row)).hexdigest()
     return row
+
+
+def seal(event: Mapping[str, Any], sequence: int, prev_hash: str) -> dict[str, Any]:
+    """The row to insert for an event placed after `prev_hash` at `sequence`."""
+    return place(unsequenced(event), sequence, prev_hash)
 
 
 def parse_time(value: str) -> datetime:

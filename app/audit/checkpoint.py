@@ -1,4 +1,5 @@
-"""Signed checkpoints: the chain's head (sequence + hash) at a moment, signed with Ed25519.
+"""Signed checkpoints (signed tree heads): the log's head at a moment — its size, the
+newest event's chain hash and the Merkle tree's root — signed with Ed25519.
 
 The chain alone cannot show a history rewritten wholesale: someone able to write the
 database can change an event and re-hash every later one and the head, and the chain
@@ -7,9 +8,15 @@ paper) pins the hash the chain had at its sequence; checking it later finds such
 rewrite. The signature shows the checkpoint came from whoever holds
 CALLGUARD_AUDIT_SIGNING_KEY, and is checked against a public key the checker trusts.
 
-Document: {"format", "sequence", "hash", "created_at", "public_key", "signature"}; the
-signature is over the UTF-8 JSON of the five other fields, keys sorted, separators ","
-and ":"; the key and the signature are base64 of their raw bytes.
+The tree root makes a checkpoint a signed tree head in RFC 9162's sense: an inclusion
+proof shows one event is among its `sequence` events, and a consistency proof that a
+later head extends it (app/audit/tree.py), with no database in the checker's hands.
+
+Document (format 2): {"format", "sequence", "hash", "root", "created_at", "public_key",
+"signature"}: `sequence` is the tree size, `root` the tree's root in lowercase hex; the
+signature is over the UTF-8 JSON of the six other fields, keys sorted, separators ","
+and ":"; the key and the signature are base64 of their raw bytes. Format 1 (before the
+tree) has no `root`, and is still checked.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,12 +41,15 @@ from cryptography.hazmat.primitives.serialization import (
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.audit import tree
 from app.audit.chain import timestamp
-from app.audit.verify import Verdict, verify_chain
+from app.audit.verify import Verdict, verify_log
 from app.storage.models import AuditEvent
 
-FORMAT = "callguard-audit-checkpoint-1"
-SIGNED_FIELDS = ("format", "sequence", "hash", "created_at", "public_key")
+FORMAT = "callguard-audit-checkpoint-2"
+FORMAT_1 = "callguard-audit-checkpoint-1"
+SIGNED_FIELDS = ("format", "sequence", "hash", "root", "created_at", "public_key")
+SIGNED_FIELDS_1 = ("format", "sequence", "hash", "created_at", "public_key")
 Outcome = Literal["ok", "bad_signature", "untrusted_key", "chain_broken", "missing", "rewritten"]
 
 
@@ -77,27 +88,34 @@ def public_key_text(key: Ed25519PrivateKey) -> str:
 
 
 def _signed_bytes(document: Mapping[str, Any]) -> bytes:
-    content = {name: document[name] for name in SIGNED_FIELDS}
+    fields = SIGNED_FIELDS_1 if document["format"] == FORMAT_1 else SIGNED_FIELDS
+    content = {name: document[name] for name in fields}
     return json.dumps(content, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def make_checkpoint(session: Session, key: Ed25519PrivateKey, now: datetime) -> dict[str, Any]:
-    """The signed head of a chain that verifies (a broken chain gets no checkpoint). The
-    session should be a read-only snapshot, so that the walk and the head agree."""
-    verdict = verify_chain(session)
-    if not verdict.ok:
-        raise CheckpointError(f"the chain is broken at {verdict.sequence}: {verdict.problem}")
-    if verdict.events == 0:
-        raise CheckpointError("the chain is empty: nothing to pin")
+def signed_head(head: tree.Head, key: Ed25519PrivateKey, now: datetime) -> dict[str, Any]:
+    """The signed document of a head as it stands."""
     document: dict[str, Any] = {
         "format": FORMAT,
-        "sequence": verdict.events,
-        "hash": verdict.last_hash,
+        "sequence": head.size,
+        "hash": head.hash,
+        "root": head.root.hex(),
         "created_at": timestamp(now.astimezone(UTC)),
         "public_key": public_key_text(key),
     }
     document["signature"] = _b64(key.sign(_signed_bytes(document)))
     return document
+
+
+def make_checkpoint(session: Session, key: Ed25519PrivateKey, now: datetime) -> dict[str, Any]:
+    """The signed head of a log that verifies (a broken log gets no checkpoint). The
+    session should be a read-only snapshot, so that the walk and the head agree."""
+    verdict = verify_log(session)
+    if not verdict.ok:
+        raise CheckpointError(f"the chain is broken at {verdict.sequence}: {verdict.problem}")
+    if verdict.events == 0:
+        raise CheckpointError("the chain is empty: nothing to pin")
+    return signed_head(tree.head(session), key, now)
 
 
 @dataclass(frozen=True)
@@ -119,15 +137,20 @@ def parse(text: str) -> dict[str, Any]:
         raise CheckpointError(f"not JSON: {exc}") from None
     if not isinstance(document, dict):
         raise CheckpointError("not a JSON object")
+    if document.get("format") not in (FORMAT, FORMAT_1):
+        raise CheckpointError(f"format {document.get('format')!r} is not {FORMAT!r}")
+    fields = SIGNED_FIELDS_1 if document["format"] == FORMAT_1 else SIGNED_FIELDS
     types = {"sequence": int, "signature": str} | {
-        name: str for name in SIGNED_FIELDS if name != "sequence"
+        name: str for name in fields if name != "sequence"
     }
     for name, kind in types.items():
         value = document.get(name)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise CheckpointError(f"field {name!r} missing or not a {kind.__name__}")
-    if document["format"] != FORMAT:
-        raise CheckpointError(f"format {document['format']!r} is not {FORMAT!r}")
+    if document["sequence"] < 0:
+        raise CheckpointError("field 'sequence' is negative")
+    if "root" in fields and not re.fullmatch(r"[0-9a-f]{64}", document["root"]):
+        raise CheckpointError("field 'root' is not 64 lowercase hex digits")
     return document
 
 
@@ -142,12 +165,14 @@ def check_checkpoint(session: Session, document: Mapping[str, Any], trusted: str
         public.verify(_unb64(document["signature"], "signature", 64), _signed_bytes(document))
     except InvalidSignature:
         return Check("bad_signature", sequence)
-    verdict = verify_chain(session)
+    verdict = verify_log(session)
     if not verdict.ok:
         return Check("chain_broken", sequence, verdict)
     stored = session.scalar(select(AuditEvent.hash).where(AuditEvent.sequence == sequence))
     if stored is None:
         return Check("missing", sequence, verdict)
     if stored != document["hash"]:
+        return Check("rewritten", sequence, verdict)
+    if "root" in document and tree.root_at(session, sequence).hex() != document["root"]:
         return Check("rewritten", sequence, verdict)
     return Check("ok", sequence, verdict)

@@ -7,22 +7,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.audit.chain import plain, seal
-from app.storage.models import AuditEvent, AuditHead, table_of, utcnow
-
-_PENDING = "audit_pending"
-# Core statements, built once: the hot path of every audited transaction.
-_HEAD = table_of(AuditHead)
-_LOCK_HEAD = select(_HEAD.c.sequence, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
-_INSERT_EVENTS = insert(table_of(AuditEvent))
-_MOVE_HEAD = (
-    update(_HEAD)
-    .where(_HEAD.c.id == 1)
-    .values(sequence=bindparam("new_sequence"), hash=bindparam("new_hash"))
-)
+from app.audit.chain import plain
+from app.audit.sequencer import queued
+from app.storage.models import AuditEvent, utcnow
 
 
 class EventType(StrEnum):
@@ -96,11 +86,10 @@ def append(
     received_at: datetime | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Queue an event; it is chained and written when the transaction commits (so
-    appends are serialised only for the moment of the commit, and a rolled-back
-    transaction leaves no event and no gap)."""
+    """Queue an event; it is placed in the log as the transaction commits
+    (app/audit/sequencer.py), and a rolled-back transaction leaves no event and no gap."""
     received_at = received_at or utcnow()
-    pending(session).append(
+    queued(session).append(
         {
             "type": str(type_),
             "actor": actor,
@@ -113,41 +102,6 @@ def append(
             "detail": plain(detail or {}),
         }
     )
-
-
-def pending(session: Session) -> list[dict[str, Any]]:
-    queued: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
-    return queued
-
-
-def write_pending(session: Session) -> None:
-    """Chain and insert the transaction's events: the head row is locked (PostgreSQL) or
-    the database is (SQLite), so concurrent writers on any number of processes append
-    one after another: no fork, no gap."""
-    rows = session.info.pop(_PENDING, None)
-    if not rows:
-        return
-    connection = session.connection()
-    head = connection.execute(_LOCK_HEAD).one()
-    sequence, previous = head.sequence, head.hash
-    sealed = []
-    for row in rows:
-        sequence += 1
-        sealed.append(seal(row, sequence, previous))
-        previous = sealed[-1]["hash"]
-    connection.execute(_INSERT_EVENTS, sealed)
-    connection.execute(_MOVE_HEAD, {"new_sequence": sequence, "new_hash": previous})
-
-
-def discard_pending(session: Session, *_: object) -> None:
-    session.info.pop(_PENDING, None)
-
-
-# Every Session chains what it queued as it commits and drops it on rollback. Registered
-# on the class, so no session factory has to know of the audit log (a session that queued
-# nothing pays one dictionary lookup).
-event.listen(Session, "before_commit", write_pending)
-event.listen(Session, "after_rollback", discard_pending)
 
 
 def events_for(

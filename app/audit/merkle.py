@@ -41,9 +41,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from itertools import islice
 from typing import Protocol
 
 HASH_SIZE = 32
+CHUNK_LEVEL = 10
+CHUNK = 1 << CHUNK_LEVEL  # leaves hashed together by root_of
 EMPTY_ROOT = hashlib.sha256(b"").digest()  # MTH({})
 
 Node = tuple[int, int]  # (level, index): the perfect subtree of leaves [index << level, ...)
@@ -341,6 +344,33 @@ class Frontier:
             size += 1
         self._size = size
         return made
+
+
+def root_of(leaves: Iterable[bytes]) -> tuple[int, bytes]:
+    """(size, MTH) of a whole tree from its leaf hashes in order, for a verifier that walks
+    every leaf: perfect subtrees of CHUNK leaves are hashed level by level in bulk, and
+    only the last partial one goes through a Frontier one leaf at a time."""
+    levels: list[int] = []
+    hashes: list[bytes] = []
+    size, pending = 0, iter(leaves)
+    while True:
+        layer = list(islice(pending, CHUNK))
+        if len(layer) < CHUNK:
+            frontier = Frontier(size, hashes)
+            frontier.append(layer)
+            return frontier.size, frontier.root()
+        while len(layer) > 1:
+            layer = [
+                node_hash(left, right) for left, right in zip(layer[::2], layer[1::2], strict=True)
+            ]
+        level, digest = CHUNK_LEVEL, layer[0]
+        while levels and levels[-1] == level:  # two subtrees of one size merge
+            levels.pop()
+            digest = node_hash(hashes.pop(), digest)
+            level += 1
+        levels.append(level)
+        hashes.append(digest)
+        size += CHUNK
 
 
 class MemoryNodeStore:

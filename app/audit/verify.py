@@ -1,9 +1,10 @@
-"""Walk the whole chain, streaming (constant memory), and name the first broken link."""
+"""Walk the whole log, streaming (constant memory): the chain, naming the first broken link,
+then the Merkle tree, whose root must be the one every proof is checked against."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -12,9 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit.chain import GENESIS
+from app.audit.merkle import MissingNode, root, root_of
+from app.audit.sequencer import NodeTable
 from app.storage.models import AuditHead
 
-Problem = Literal["content_changed", "link_broken", "gap"]
+Problem = Literal["content_changed", "link_broken", "gap", "tree_mismatch"]
 STREAM_CHUNK = 100  # rows per chunk of the PostgreSQL stream: measured fastest
 
 
@@ -56,7 +59,7 @@ def _chunk() -> int:
 
 
 @contextmanager
-def _rows(session: Session) -> Iterator[Iterator[tuple[str, bytes]]]:
+def _rows(session: Session, walk: dict[str, str] = WALK) -> Iterator[Iterator[Any]]:
     """(hash, message) of every event in order, in constant memory however long the chain.
     PostgreSQL streams the result (the server builds rows while this process hashes; binary
     results, so the bytea arrives as bytes); SQLite's cursor steps through it a row at a
@@ -65,13 +68,13 @@ def _rows(session: Session) -> Iterator[Iterator[tuple[str, bytes]]]:
     postgres = session.get_bind().dialect.name == "postgresql"
     with closing(raw.cursor(binary=True) if postgres else raw.cursor()) as cursor:
         if not postgres:
-            yield cursor.execute(WALK["sqlite"])
+            yield cursor.execute(walk["sqlite"])
             return
         # A walk that stops early cancels the rest of the stream, which aborts the
         # transaction: the savepoint keeps the session usable afterwards.
         cursor.execute("SAVEPOINT audit_walk")
         try:
-            with closing(cursor.stream(WALK["postgresql"], size=_chunk())) as stream:
+            with closing(cursor.stream(walk["postgresql"], size=_chunk())) as stream:
                 yield stream
         finally:
             cursor.execute("ROLLBACK TO SAVEPOINT audit_walk")
@@ -114,3 +117,36 @@ def verify_chain(session: Session) -> Verdict:
     if head.sequence == count and head.hash.encode() != previous:
         return Verdict(False, count, head.sequence, "link_broken")
     return Verdict(True, count, last_hash=previous.decode())
+
+
+HASHES = dict.fromkeys(("sqlite", "postgresql"), "SELECT hash FROM audit_events ORDER BY sequence")
+
+
+def _leaves(rows: Iterable[tuple[str]]) -> Iterator[bytes]:
+    sha256 = hashlib.sha256
+    for (digest,) in rows:
+        yield sha256(b"\x00" + bytes.fromhex(digest)).digest()  # merkle.leaf_hash, inlined
+
+
+def verify_tree(session: Session, chain: Verdict) -> Verdict:
+    """After a chain that verifies: the tree recomputed from every event's hash must have
+    the root audit_head holds and the root its stored nodes give (what proofs are built
+    from). A stored inner node that is wrong cannot prove anything false: a proof through
+    it fails against the signed root."""
+    if not chain.ok:
+        return chain
+    with _rows(session, HASHES) as rows:
+        size, computed = root_of(_leaves(rows))
+    head = session.execute(select(AuditHead.sequence, AuditHead.root)).one()
+    try:
+        stored = root(NodeTable(session.connection()), size)
+    except MissingNode:
+        stored = None
+    if size != chain.events or computed != bytes(head.root) or computed != stored:
+        return Verdict(False, chain.events, None, "tree_mismatch")
+    return chain
+
+
+def verify_log(session: Session) -> Verdict:
+    """The chain, then the tree: what `callguard audit verify` and the API report."""
+    return verify_tree(session, verify_chain(session))

@@ -20,7 +20,7 @@ from app.audit.checkpoint import (
     public_key_text,
     signing_key,
 )
-from app.audit.verify import verify_chain
+from app.audit.verify import verify_log
 from app.cli.root import cli, configured, err, out
 from app.storage.db import make_engine, read_only_session
 
@@ -32,7 +32,7 @@ cli.add_typer(audit_cli, name="audit")
 def audit_verify() -> None:
     """Verify the whole hash chain; exits 1 naming the first broken link."""
     with read_only_session(make_engine(configured().database_url)) as session:
-        verdict = verify_chain(session)
+        verdict = verify_log(session)
     if verdict.ok:
         out.print(f"audit log intact: {verdict.events} events", highlight=False)
         return

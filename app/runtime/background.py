@@ -1,8 +1,10 @@
 """Work `callguard serve` does in the background, each on a thread of its own:
 the reconcile sweep (a failed pause, resume or stop is retried until the platform matches
 the decision, never dropped), the journal replay (webhooks kept while the database was
-away are applied once it is back) and the fingerprint pass (app/retention/fingerprints.py:
-completed recordings' audio hashed once, off the webhook's path)."""
+away are applied once it is back), the audit sequencer's pass (events whose process died
+before they were placed in the log: app/audit/sequencer.py) and the fingerprint pass
+(app/retention/fingerprints.py: completed recordings' audio hashed once, off the webhook's
+path)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ log = structlog.get_logger(__name__)
 
 SWEEP_SECONDS = 15.0
 REPLAY_SECONDS = 1.0
+SEQUENCER_SECONDS = 1.0
 FINGERPRINT_SECONDS = 10.0
 
 

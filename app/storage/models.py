@@ -17,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -274,8 +275,10 @@ class AuditEvent(Base):
 
 
 class AuditHead(Base):
-    """One row: the newest event's sequence and hash. Appends lock it, so the chain
-    cannot fork; verification compares it with the table (a cut tail shows)."""
+    """One row: the newest event's sequence and hash, and the root of the Merkle tree of
+    the `sequence` events (app/audit/merkle.py). Only the sequencer moves it, holding the
+    sequencing lock (app/audit/sequencer.py), so the log cannot fork; verification
+    compares it with the table (a cut tail shows)."""
 
     __tablename__ = "audit_head"
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
@@ -283,6 +286,35 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     sequence: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditNode(Base):
+    """Append-only: the hash of each complete perfect subtree of the audit log's Merkle
+    tree; (level, position) covers leaves [position * 2**level, (position + 1) * 2**level).
+    Leaf i (level 0) is SHA-256(0x00 || the 32 raw bytes of event i+1's hash). Written with
+    the events, in the sequencer's transaction; proofs read only these."""
+
+    __tablename__ = "audit_nodes"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditPending(Base):
+    """Events committed by a transaction that did not hold the sequencing lock, waiting
+    for the sequencer to give them their place (in `id` order); deleted as they are."""
+
+    __tablename__ = "audit_pending"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    type: Mapped[str] = mapped_column(String(64))
+    call_sid: Mapped[str | None] = mapped_column(SID)
+    recording_sid: Mapped[str | None] = mapped_column(SID)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class LegalHold(Base):

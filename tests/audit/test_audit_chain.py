@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from app import audit
+from app.audit.merkle import Frontier, leaf_hash
 from app.audit.verify import verify_chain
 from app.cli import cli
 from app.people.users import Role
@@ -52,6 +53,19 @@ def _without_triggers(services) -> Iterator[Connection]:
             for _, sql in triggers:
                 connection.execute(text(sql))
         connection.commit()
+
+
+def _rebuild_tree(connection: Connection) -> None:
+    """The forger's last step: the Merkle tree rebuilt from the rewritten hashes."""
+    connection.execute(text("DELETE FROM audit_nodes"))
+    frontier = Frontier()
+    for (digest,) in connection.execute(text("SELECT hash FROM audit_events ORDER BY sequence")):
+        for level, position, node in frontier.append([leaf_hash(bytes.fromhex(digest))]):
+            connection.execute(
+                text("INSERT INTO audit_nodes (level, position, hash) VALUES (:l, :p, :h)"),
+                {"l": level, "p": position, "h": node},
+            )
+    connection.execute(text("UPDATE audit_head SET root = :r"), {"r": frontier.root()})
 
 
 def test_a_whole_call_verifies(platform: Platform, client, services) -> None:

@@ -11,10 +11,18 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from app.audit import tree
 from app.audit.chain import message
+from app.audit.checkpoint import public_key_text, signing_key
 from app.cli import cli
 from app.config import get_settings
-from tests.audit.test_audit_chain import _append, _verify, _without_triggers
+from tests.audit.test_audit_chain import _append, _rebuild_tree, _verify, _without_triggers
+
+
+def tree_root(services) -> bytes:
+    with services.sessions() as session:
+        return tree.head(session).root
+
 
 KEY = base64.b64encode(bytes(range(32))).decode()
 OTHER_KEY = base64.b64encode(bytes(range(1, 33))).decode()
@@ -45,8 +53,8 @@ def _checkpoint(run, tmp_path: Path, key: str = KEY) -> Path:
 
 
 def _rewrite_from(services, sequence: int) -> None:
-    """A forger with the database: change one event, then re-hash it, every later event
-    and the head, so that the chain verifies again."""
+    """A forger with the database: change one event, then re-hash it, every later event,
+    the Merkle tree and the head, so that the whole log verifies again."""
     with _without_triggers(services) as connection:
         rows = (
             connection.execute(
@@ -71,6 +79,7 @@ def _rewrite_from(services, sequence: int) -> None:
                 {"p": new["prev_hash"], "h": previous, "b": body, "s": row["sequence"]},
             )
         connection.execute(text("UPDATE audit_head SET hash = :h"), {"h": previous})
+        _rebuild_tree(connection)
 
 
 def test_a_checkpoint_holds_while_the_chain_grows(services, run, tmp_path) -> None:
@@ -78,7 +87,8 @@ def test_a_checkpoint_holds_while_the_chain_grows(services, run, tmp_path) -> No
     path = _checkpoint(run, tmp_path)
     document = json.loads(path.read_text())
     assert document["sequence"] == 6
-    assert document["format"] == "callguard-audit-checkpoint-1"
+    assert document["format"] == "callguard-audit-checkpoint-2"
+    assert document["root"] == tree_root(services).hex()  # a signed tree head
     _append(services, 3)
     result = run("audit", "check-checkpoint", str(path))
     assert result.exit_code == 0, result.output
@@ -111,6 +121,7 @@ def test_a_cut_tail_with_the_head_moved_back_is_missing(services, run, tmp_path)
                 "hash = (SELECT hash FROM audit_events WHERE sequence = 3)"
             )
         )
+        _rebuild_tree(connection)
     assert _verify(services) == {"ok": True, "events": 3}
     result = run("audit", "check-checkpoint", str(path))
     assert result.exit_code == 1
@@ -152,6 +163,21 @@ def test_an_edited_or_foreign_checkpoint_is_refused(services, run, tmp_path) -> 
         ("not json", "not JSON"),
         ("[]", "not a JSON object"),
         ('{"format": "callguard-audit-checkpoint-1"}', "field 'sequence' missing"),
+        ('{"format": "callguard-audit-checkpoint-3"}', "is not 'callguard-audit-checkpoint-2'"),
+        (
+            json.dumps(
+                {
+                    "format": "callguard-audit-checkpoint-2",
+                    "sequence": 1,
+                    "hash": "0" * 64,
+                    "root": "ZZ" * 32,
+                    "created_at": "x",
+                    "public_key": "x",
+                    "signature": "x",
+                }
+            ),
+            "field 'root' is not 64 lowercase hex digits",
+        ),
     ],
 )
 def test_an_unusable_document_exits_2(services, run, tmp_path, content, message) -> None:
@@ -182,3 +208,28 @@ def test_new_key_makes_a_usable_key(services, run, tmp_path) -> None:
     again = run("audit", "checkpoint", "--output", str(path), key=key)
     assert again.exit_code == 2
     assert path.read_text() == "{}"
+
+
+def test_a_format_1_checkpoint_is_still_checked(services, run, tmp_path) -> None:
+    """Checkpoints signed before the tree existed (no root) keep holding, and still find
+    a rewrite of the chain."""
+    _append(services, 5)
+    key = signing_key(KEY)
+    with services.sessions() as session:
+        head = tree.head(session)
+    document = {
+        "format": "callguard-audit-checkpoint-1",
+        "sequence": head.size,
+        "hash": head.hash,
+        "created_at": "2026-11-29T09:00:00.000000Z",
+        "public_key": public_key_text(key),
+    }
+    signed = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    document["signature"] = base64.b64encode(key.sign(signed)).decode()
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(document))
+    assert run("audit", "check-checkpoint", str(path)).exit_code == 0
+    _rewrite_from(services, 2)
+    result = run("audit", "check-checkpoint", str(path))
+    assert (result.exit_code, "rewritten" in result.output) == (1, True)
+
