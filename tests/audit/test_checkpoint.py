@@ -232,4 +232,3 @@ def test_a_format_1_checkpoint_is_still_checked(services, run, tmp_path) -> None
     _rewrite_from(services, 2)
     result = run("audit", "check-checkpoint", str(path))
     assert (result.exit_code, "rewritten" in result.output) == (1, True)
-
