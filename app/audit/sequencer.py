@@ -34,21 +34,25 @@ its own to watch:
 
 from __future__ import annotations
 
+import threading
+import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import structlog
 from prometheus_client import Histogram
 from sqlalchemy import (
     Connection,
     Engine,
     bindparam,
-    delete,
+    create_engine,
     func,
     insert,
     select,
     text,
+    true,
     tuple_,
     update,
 )
@@ -59,11 +63,14 @@ from app.audit.chain import place, unsequenced
 from app.audit.merkle import Frontier, MissingNode, Node, leaf_hash
 from app.storage.models import AuditEvent, AuditHead, AuditNode, AuditPending, table_of, utcnow
 
+log = structlog.get_logger(__name__)
+
 BATCH = 1000  # events placed in one sequencing transaction at most
 # How long an event may wait for its place before /readyz says the log is behind. The
 # measured p99 under 8 contending writers is a few milliseconds (bench/audit.py); a
 # second means no sequencer is getting through (the database, or a stuck holder).
 WAIT_BOUND_SECONDS = 1.0
+WAIT_TIMEOUT_SECONDS = 30.0  # a transaction waiting longer for its places fails
 
 # The advisory lock's two-integer key space is apart from the calls' one-bigint keys
 # (app/calls/locks.py): "callguard audit", sequencing.
@@ -87,7 +94,7 @@ _MOVE_HEAD = (
 _INSERT_EVENTS = insert(table_of(AuditEvent))
 _INSERT_NODES = insert(_NODES)
 _WAIT = insert(_PENDING).returning(_PENDING.c.id, sort_by_parameter_order=True)
-_WAITING = (
+_OLDEST_WAITING = (
     select(
         _PENDING.c.id,
         _PENDING.c.queued_at,
@@ -98,15 +105,42 @@ _WAITING = (
     )
     .order_by(_PENDING.c.id)
     .limit(BATCH)
+    .subquery()
 )
-_PLACED = delete(_PENDING).where(_PENDING.c.id.in_(bindparam("ids", expanding=True)))
-_STILL_WAITING = (
-    select(_PENDING.c.id).where(_PENDING.c.id.in_(bindparam("ids", expanding=True))).limit(1)
+# The head and the oldest waiting events in one read (a row for the head alone when
+# nothing waits), in id order.
+_READ_WAITING = (
+    select(_HEAD.c.sequence, _HEAD.c.hash, _HEAD.c.root, *_OLDEST_WAITING.c)
+    .select_from(_HEAD.outerjoin(_OLDEST_WAITING, true()))
+    .where(_HEAD.c.id == 1)
+    .order_by(_OLDEST_WAITING.c.id)
+)
+_EVENT_COLUMNS = ("sequence", "type", "call_sid", "recording_sid", "prev_hash", "hash", "body")
+# PostgreSQL: a batch's events, nodes, the waiting rows it took and the head, written in one
+# statement from arrays.
+_WRITE_BATCH = text(
+    """
+    WITH placed AS (
+        INSERT INTO audit_events (sequence, type, call_sid, recording_sid, prev_hash, hash, body)
+        SELECT * FROM unnest(
+            CAST(:sequence AS bigint[]), CAST(:type AS varchar[]), CAST(:call_sid AS varchar[]),
+            CAST(:recording_sid AS varchar[]), CAST(:prev_hash AS varchar[]),
+            CAST(:hash AS varchar[]), CAST(:body AS bytea[]))
+    ), nodes AS (
+        INSERT INTO audit_nodes (level, position, hash)
+        SELECT * FROM unnest(
+            CAST(:levels AS smallint[]), CAST(:positions AS bigint[]), CAST(:hashes AS bytea[]))
+    ), taken AS (
+        DELETE FROM audit_pending WHERE id = ANY(CAST(:ids AS bigint[]))
+    )
+    UPDATE audit_head SET sequence = :new_sequence, hash = :new_hash, root = :new_root
+    WHERE id = 1
+    """
 )
 _OLDEST = select(func.min(_PENDING.c.queued_at))
 
 _QUEUED = "audit_queued"  # session.info: the transaction's events, not yet written
-_AWAITING = "audit_awaiting"  # session.info: (connection, ids) committed to audit_pending
+_AWAITING = "audit_awaiting"  # session.info: (engine, ids) committed to audit_pending
 
 SEQUENCING_DELAY = Histogram(
     "callguard_audit_sequencing_delay_seconds",
@@ -161,37 +195,49 @@ def _frontier(connection: Connection, size: int, root: bytes) -> Frontier:
     return Frontier(known.size, known.hashes)  # a copy: the batch may yet roll back
 
 
-def _place(connection: Connection, waiting: Sequence[Any], own: Sequence[dict[str, Any]]) -> int:
-    """Give `waiting` (rows of audit_pending, oldest first) then `own` their places, holding
-    the sequencing lock (or SQLite's write lock): events, tree nodes, head. Returns how
-    many were placed."""
-    head = connection.execute(_READ_HEAD).one()
+def _place(connection: Connection, own: Sequence[dict[str, Any]], *, waiting: bool) -> list[int]:
+    """Give the events waiting in audit_pending (oldest first, BATCH at most; PostgreSQL,
+    when `waiting`), then `own`, their places, holding the sequencing lock (or SQLite's
+    write lock): events, tree nodes, head. Returns the ids of audit_pending placed."""
+    rows = connection.execute(_READ_WAITING if waiting else _READ_HEAD).all()
+    head = rows[0]
+    taken = [row for row in rows if waiting and row.id is not None]
     frontier = _frontier(connection, head.sequence, head.root)
     sequence, previous = head.sequence, head.hash
-    events = []
-    for row in [*(w._mapping for w in waiting), *own]:
+    events: list[dict[str, Any]] = []
+    placing: list[Mapping[str, Any]] = [t._mapping for t in taken] + list(own)
+    for row in placing:
         sequence += 1
         events.append(place(row, sequence, previous))
         previous = events[-1]["hash"]
     if not events:
-        return 0
+        return []
     nodes = frontier.append(leaf_hash(bytes.fromhex(e["hash"])) for e in events)
-    connection.execute(_INSERT_EVENTS, events)
-    connection.execute(
-        _INSERT_NODES, [{"level": lv, "position": at, "hash": h} for lv, at, h in nodes]
-    )
-    if waiting:
-        connection.execute(_PLACED, {"ids": [w.id for w in waiting]})
-    connection.execute(
-        _MOVE_HEAD, {"new_sequence": sequence, "new_hash": previous, "new_root": frontier.root()}
-    )
+    moved = {"new_sequence": sequence, "new_hash": previous, "new_root": frontier.root()}
+    ids = [t.id for t in taken]
+    if connection.dialect.name == "postgresql":
+        # One statement, one round trip, for everything the batch writes: the lock is
+        # held for the batch, and each round trip of it is a wait for every waiter.
+        connection.execute(
+            _WRITE_BATCH,
+            {column: [e[column] for e in events] for column in _EVENT_COLUMNS}
+            | {"levels": [n[0] for n in nodes], "positions": [n[1] for n in nodes]}
+            | {"hashes": [n[2] for n in nodes], "ids": ids}
+            | moved,
+        )
+    else:
+        connection.execute(_INSERT_EVENTS, events)
+        connection.execute(
+            _INSERT_NODES, [{"level": lv, "position": at, "hash": h} for lv, at, h in nodes]
+        )
+        connection.execute(_MOVE_HEAD, moved)
     _frontiers[connection.engine] = frontier
     BATCH_EVENTS.observe(len(events))
-    if waiting:
+    if taken:
         now = utcnow()
-        for w in waiting:
-            SEQUENCING_DELAY.observe(max(0.0, (now - w.queued_at).total_seconds()))
-    return len(events)
+        for t in taken:
+            SEQUENCING_DELAY.observe(max(0.0, (now - t.queued_at).total_seconds()))
+    return ids
 
 
 def _before_commit(session: Session) -> None:
@@ -201,13 +247,13 @@ def _before_commit(session: Session) -> None:
     rows = [unsequenced(e) for e in events]
     connection = session.connection()
     if connection.dialect.name != "postgresql":
-        _place(connection, (), rows)
+        _place(connection, rows, waiting=False)
     elif connection.execute(_TRY_LOCK).scalar():
-        _place(connection, connection.execute(_WAITING).all(), rows)
+        _place(connection, rows, waiting=True)
     else:
         now = utcnow()
         ids = connection.execute(_WAIT, [{**row, "queued_at": now} for row in rows]).scalars()
-        session.info[_AWAITING] = (connection, list(ids))
+        session.info[_AWAITING] = (connection.engine, list(ids))
 
 
 def _after_commit(session: Session) -> None:
@@ -221,17 +267,129 @@ def _after_rollback(session: Session, *_: object) -> None:
     session.info.pop(_AWAITING, None)
 
 
-def await_places(connection: Connection, ids: Sequence[int]) -> None:
-    """Return once the events `ids` of audit_pending have their places, placing every
-    waiting event itself when it gets the lock first. Runs on the committing session's own
-    connection (its transaction has ended): waiting never needs a second connection from
-    a pool that requests waiting here could have emptied."""
-    while True:
-        with connection.begin():
+def await_places(engine: Engine, ids: Sequence[int]) -> None:
+    """Return once the events `ids` of audit_pending have their places."""
+    _sequencer_of(engine).wait(ids)
+
+
+class SequencingFailed(RuntimeError):
+    """Events were committed but their places could not be confirmed: the next sequencer
+    places them (nothing is lost), but the transaction that wrote them cannot say they
+    are readable yet."""
+
+
+class _Waiter:
+    def __init__(self, ids: set[int]) -> None:
+        self.ids = ids
+        self.done = threading.Event()
+        self.error: Exception | None = None
+
+
+class _Sequencer:
+    """One per process and database: the thread that places what this process's
+    transactions left waiting, and wakes each of them once its events are placed.
+
+    A round waits for the sequencing lock (whoever holds it — this thread in another
+    process, or a transaction placing its own — is placing events), places every waiting
+    event (any process's) and commits; then it asks which of its own waiters' events are
+    still unplaced (another process may have placed them) and wakes the others. So the
+    lock changes hands once a batch, not once a transaction, and a waiting transaction
+    sends no statement of its own. The thread has a connection of its own, outside the
+    pool the waiting transactions hold theirs from, and ends after IDLE seconds idle."""
+
+    IDLE = 5.0
+    ATTEMPTS = 3  # failed rounds in a row before the waiters are told
+
+    def __init__(self, engine: Engine) -> None:
+        self._url = engine.url
+        self._cond = threading.Condition()
+        self._waiters: dict[int, _Waiter] = {}
+        self._thread: threading.Thread | None = None
+
+    def wait(self, ids: Sequence[int]) -> None:
+        waiter = _Waiter(set(ids))
+        with self._cond:
+            for id_ in ids:
+                self._waiters[id_] = waiter
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="audit-sequencer", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        if not waiter.done.wait(WAIT_TIMEOUT_SECONDS):
+            with self._cond:
+                for id_ in ids:
+                    self._waiters.pop(id_, None)
+            raise SequencingFailed(f"events not placed within {WAIT_TIMEOUT_SECONDS} s")
+        if waiter.error is not None:
+            raise SequencingFailed(f"events not placed: {waiter.error}") from waiter.error
+
+    def _run(self) -> None:
+        engine = create_engine(self._url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+        failures = 0
+        try:
+            while True:
+                with self._cond:
+                    if not self._cond.wait_for(lambda: bool(self._waiters), self.IDLE):
+                        self._thread = None
+                        return
+                    wanted = list(self._waiters)
+                try:
+                    unplaced = self._round(engine, wanted)
+                except Exception as exc:  # the database, or a lost connection: try again
+                    failures += 1
+                    log.warning("audit_sequencing_failed", error=type(exc).__name__)
+                    if failures >= self.ATTEMPTS:
+                        self._settle(wanted, set(), exc)
+                        failures = 0
+                    time.sleep(0.1)
+                else:
+                    failures = 0
+                    self._settle(wanted, unplaced, None)
+        finally:
+            engine.dispose()
+
+    @staticmethod
+    def _round(engine: Engine, wanted: list[int]) -> set[int]:
+        """One batch; returns which of `wanted` may still be unplaced. Every wanted event
+        was committed before the round began, so the read, in id order, saw all of them:
+        those up to the newest it placed are placed (by this batch or an earlier
+        sequencer); only a full batch can leave newer ones."""
+        with engine.connect() as connection, connection.begin():
             connection.execute(_LOCK)
-            if connection.execute(_STILL_WAITING, {"ids": list(ids)}).first() is None:
-                return
-            _place(connection, connection.execute(_WAITING).all(), ())
+            placed = _place(connection, (), waiting=True)
+        if len(placed) < BATCH:
+            return set()
+        return {id_ for id_ in wanted if id_ > placed[-1]}
+
+    def _settle(self, wanted: list[int], unplaced: set[int], error: Exception | None) -> None:
+        with self._cond:
+            for id_ in wanted:
+                if id_ in unplaced:
+                    continue
+                waiter = self._waiters.pop(id_, None)
+                if waiter is None:
+                    continue
+                if error is not None:
+                    waiter.error = error
+                    waiter.done.set()
+                    continue
+                waiter.ids.discard(id_)
+                if not waiter.ids:
+                    waiter.done.set()
+
+
+_sequencers: weakref.WeakKeyDictionary[Engine, _Sequencer] = weakref.WeakKeyDictionary()
+_sequencers_guard = threading.Lock()
+
+
+def _sequencer_of(engine: Engine) -> _Sequencer:
+    with _sequencers_guard:
+        found = _sequencers.get(engine)
+        if found is None:
+            found = _sequencers[engine] = _Sequencer(engine)
+        return found
 
 
 def place_waiting(engine: Engine) -> int:
@@ -246,7 +404,7 @@ def place_waiting(engine: Engine) -> int:
             with connection.begin():
                 if not connection.execute(_TRY_LOCK).scalar():
                     return placed  # the holder places them
-                done = _place(connection, connection.execute(_WAITING).all(), ())
+                done = len(_place(connection, (), waiting=True))
             placed += done
             if done < BATCH:
                 return placed

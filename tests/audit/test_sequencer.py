@@ -206,9 +206,8 @@ SEQUENCER_KILLED_MID_BATCH = textwrap.dedent(
     with engine.connect() as connection:
         connection.begin()
         connection.execute(sequencer._LOCK)
-        waiting = connection.execute(sequencer._WAITING).all()
-        sequencer._place(connection, waiting, ())  # events, nodes, head: not committed
-        print(len(waiting), flush=True)
+        placed = sequencer._place(connection, (), waiting=True)  # not committed
+        print(len(placed), flush=True)
         time.sleep(60)  # killed here, mid-batch
     """
 )
