@@ -205,8 +205,8 @@ def _place(connection: Connection, own: Sequence[dict[str, Any]], *, waiting: bo
     frontier = _frontier(connection, head.sequence, head.root)
     sequence, previous = head.sequence, head.hash
     events: list[dict[str, Any]] = []
-    placing: list[Mapping[str, Any]] = [t._mapping for t in taken] + list(own)
-    for row in placing:
+    placing: list[Mapping[str, Any]] = [dict(t._mapping) for t in taken]
+    for row in [*placing, *own]:
         sequence += 1
         events.append(place(row, sequence, previous))
         previous = events[-1]["hash"]
