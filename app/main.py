@@ -13,6 +13,7 @@ from app import web
 from app.api import (
     controls,
     errors,
+    evidence,
     governance,
     health,
     limits,
@@ -97,6 +98,7 @@ def create_app(
     app.include_router(people.router)
     app.include_router(controls.router)
     app.include_router(governance.router)
+    app.include_router(evidence.router)
     web.install(app)
     return app
 

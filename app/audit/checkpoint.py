@@ -154,17 +154,27 @@ def parse(text: str) -> dict[str, Any]:
     return document
 
 
+def signature_outcome(
+    document: Mapping[str, Any], trusted: str
+) -> Literal["ok", "untrusted_key", "bad_signature"]:
+    """Whether a parsed document is signed by `trusted` (base64), never its own key."""
+    if document["public_key"] != trusted:
+        return "untrusted_key"
+    public = Ed25519PublicKey.from_public_bytes(_unb64(trusted, "public key", 32))
+    try:
+        public.verify(_unb64(document["signature"], "signature", 64), _signed_bytes(document))
+    except (InvalidSignature, CheckpointError):  # a signature that is not even 64 bytes
+        return "bad_signature"
+    return "ok"
+
+
 def check_checkpoint(session: Session, document: Mapping[str, Any], trusted: str) -> Check:
     """Whether the chain still holds the checkpoint's hash at its sequence, and verifies.
     `trusted` is the public key (base64) the checker trusts, never the document's own."""
     sequence = int(document["sequence"])
-    if document["public_key"] != trusted:
-        return Check("untrusted_key", sequence)
-    public = Ed25519PublicKey.from_public_bytes(_unb64(trusted, "public key", 32))
-    try:
-        public.verify(_unb64(document["signature"], "signature", 64), _signed_bytes(document))
-    except InvalidSignature:
-        return Check("bad_signature", sequence)
+    signature = signature_outcome(document, trusted)
+    if signature != "ok":
+        return Check(signature, sequence)
     verdict = verify_log(session)
     if not verdict.ok:
         return Check("chain_broken", sequence, verdict)

@@ -63,6 +63,7 @@ class EventType(StrEnum):
     # was served whole does not match them
     RECORDING_FINGERPRINTED = "recording.fingerprinted"
     RECORDING_FINGERPRINT_MISMATCH = "recording.fingerprint_mismatch"
+    EVIDENCE_EXPORTED = "evidence.exported"  # an evidence pack, for a case (issue 16 item 4)
     DISCLOSURE_RECORDED = "disclosure.recorded"
     RECORDING_DESTROYED = "recording.destroyed"
     RECORDING_DESTROY_FAILED = "recording.destroy_failed"

@@ -1,5 +1,6 @@
-"""The audit log's commands: `audit verify`, and signed checkpoints (`checkpoint`,
-`check-checkpoint`, `public-key`, `new-key`). Registered by app/cli.py."""
+"""The audit log's commands: `audit verify`, signed checkpoints (`checkpoint`,
+`check-checkpoint`, `public-key`, `new-key`) and an outside `monitor`. Registered by
+app/cli/__init__.py."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from app.audit import monitor
 from app.audit.checkpoint import (
     CheckpointError,
     check_checkpoint,
@@ -44,7 +47,8 @@ def audit_verify() -> None:
     raise typer.Exit(1)
 
 
-def _signing_key() -> Ed25519PrivateKey:
+def signing_key_or_exit() -> Ed25519PrivateKey:
+    """CALLGUARD_AUDIT_SIGNING_KEY's key, or exit 2 naming the variable."""
     secret = configured().audit_signing_key
     if secret is None:
         err.print("[red]CALLGUARD_AUDIT_SIGNING_KEY is not set[/red] (callguard audit new-key)")
@@ -61,7 +65,7 @@ def audit_new_key() -> None:
 @audit_cli.command("public-key")
 def audit_public_key() -> None:
     """Print the public key of CALLGUARD_AUDIT_SIGNING_KEY, for checkers to trust."""
-    print(public_key_text(_signing_key()))
+    print(public_key_text(signing_key_or_exit()))
 
 
 @audit_cli.command("checkpoint")
@@ -71,7 +75,7 @@ def audit_checkpoint(
     ] = None,
 ) -> None:
     """Sign the head of the verified chain; keep the JSON somewhere the database is not."""
-    key = _signing_key()
+    key = signing_key_or_exit()
     try:
         with read_only_session(make_engine(configured().database_url)) as session:
             document = make_checkpoint(session, key, datetime.now(UTC))
@@ -102,7 +106,7 @@ def audit_check_checkpoint(
     """Check that the chain still holds a checkpoint's hash, and verifies; exits 1 if not."""
     try:
         document = parse(file.read_text(encoding="utf-8"))
-        trusted = public_key or public_key_text(_signing_key())
+        trusted = public_key or public_key_text(signing_key_or_exit())
         with read_only_session(make_engine(configured().database_url)) as session:
             check = check_checkpoint(session, document, trusted)
     except OSError as exc:
@@ -119,6 +123,37 @@ def audit_check_checkpoint(
         detail = f" (sequence {check.verdict.sequence}: {check.verdict.problem})"
     err.print(
         f"[red]checkpoint at sequence {check.sequence}: {check.outcome}[/red]{detail}",
+        highlight=False,
+    )
+    raise typer.Exit(1)
+
+
+@audit_cli.command("monitor")
+def audit_monitor(
+    url: Annotated[
+        str, typer.Argument(help="callguard's base URL, e.g. https://callguard.example.org")
+    ],
+    public_key: Annotated[str, typer.Option(help="the log's public key to trust (base64)")],
+    state: Annotated[
+        Path, typer.Option(dir_okay=False, help="where the last tree head seen is kept")
+    ] = Path("callguard-tree-head.json"),
+) -> None:
+    """Check that the log still extends the last tree head this monitor saw (RFC 9162
+    consistency proof), then keep the newest; exits 1 on a rewritten, cut or badly
+    signed log. Run it from cron, somewhere the council's database is not."""
+    try:
+        with httpx.Client(base_url=url.rstrip("/"), timeout=30.0) as client:
+            seen = monitor.check(client, public_key, state)
+    except (monitor.MonitorError, CheckpointError) as exc:
+        err.print(f"[red]cannot check the log:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    if seen.ok:
+        before = "" if seen.before is None else f"{seen.before} → "
+        out.print(f"log {seen.outcome}: {before}{seen.now} events, consistent", highlight=False)
+        return
+    err.print(
+        f"[red]log {seen.outcome}[/red]: had {seen.before} events, now says {seen.now} "
+        f"(the tree head kept in {state} is the evidence)",
         highlight=False,
     )
     raise typer.Exit(1)

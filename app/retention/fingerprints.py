@@ -22,6 +22,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import IO
 
 import structlog
 from sqlalchemy import CursorResult, or_, select, update
@@ -51,13 +52,16 @@ class Fingerprint:
     bytes: int
 
 
-def fingerprint_of(media: Media) -> Fingerprint:
-    """Hash everything `media` streams, closing it whatever happens."""
+def fingerprint_of(media: Media, copy: IO[bytes] | None = None) -> Fingerprint:
+    """Hash everything `media` streams (writing it to `copy` too, if given), closing it
+    whatever happens."""
     digest, size = hashlib.sha256(), 0
     try:
         for chunk in media.chunks:
             digest.update(chunk)
             size += len(chunk)
+            if copy is not None:
+                copy.write(chunk)
     finally:
         media.close()
     return Fingerprint(digest.hexdigest(), size)
@@ -118,7 +122,9 @@ class Fingerprinter:
                 .execution_options(synchronize_session=False)
             )
 
-    def _store(self, sid: str, found: Fingerprint) -> bool:
+    def store(self, sid: str, found: Fingerprint) -> bool:
+        """Keep `found` as the recording's fingerprint, with its event, unless it has one
+        already or is destroyed; whether it was kept."""
         with unit_of_work(self.sessions) as session:
             result = session.execute(
                 update(Recording)
@@ -158,7 +164,7 @@ class Fingerprinter:
             )
             self._release(sid)
             return False
-        stored = self._store(sid, found)
+        stored = self.store(sid, found)
         if stored:
             FINGERPRINTS.labels("fingerprinted").inc()
         return stored
@@ -205,12 +211,12 @@ def checked(
         return
     actual = Fingerprint(digest.hexdigest(), size)
     if (actual.sha256, actual.bytes) != (expected, recording.fingerprint_bytes):
-        _alert(sessions, recording, actual, access_id)
+        alert_mismatch(sessions, recording, actual, access_id)
     else:
         log.info("fingerprint_checked", recording_sid=recording.recording_sid, match=True)
 
 
-def _alert(
+def alert_mismatch(
     sessions: sessionmaker[Session],
     recording: Recording,
     actual: Fingerprint,
