@@ -19,6 +19,7 @@ from typing import Any
 
 import fastapi.routing
 import pytest
+from pydantic import SecretStr
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
@@ -36,6 +37,11 @@ from app.storage.models import Call, Recording
 from tests.factories import ACCOUNT_SID, DEFAULT_CALLER, Platform, bearer, make_user
 
 CONTACT = load_policy_file(DEFAULT_POLICY_PATH).department("contact-harlow").numbers[0]
+
+
+@pytest.fixture
+def settings(settings):  # the conftest's, signing tree heads (so they answer 200)
+    return settings.model_copy(update={"audit_signing_key": SecretStr("A" * 43 + "=")})
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,10 @@ ROUTES: dict[tuple[str, str], Kind] = {
     ("POST", "/api/v1/notifications/{notification_id}/done"): NOT_AGENTS,
     ("GET", "/api/v1/subject-access"): NOT_AGENTS,
     ("GET", "/api/v1/subject-access/bundle"): NOT_AGENTS,
+    ("POST", "/api/v1/recordings/{recording_sid}/evidence"): NOT_AGENTS,
+    # A count and hashes of hashes, for monitors: app/api/evidence.py says why no token.
+    ("GET", "/api/v1/audit/tree-head"): PUBLIC,
+    ("GET", "/api/v1/audit/consistency"): PUBLIC,
 }
 
 # Plausible valid bodies (JSON for the people's API, forms for signed routes), each with the
@@ -117,6 +127,7 @@ BODIES: dict[str, list[tuple[dict[str, Any], int]]] = {
         ({"recipient": "Essex Police", "agreement_reference": "DSA-7"}, 403)
     ],
     "/api/v1/notifications/{notification_id}/done": [({"method": "letter"}, 403)],
+    "/api/v1/recordings/{recording_sid}/evidence": [({"case_reference": "C-1"}, 403)],
 }
 QUERIES = {
     "/api/v1/audit": "call_sid={call_sid}",
@@ -124,6 +135,7 @@ QUERIES = {
     "/api/v1/subject-access": f"phone={DEFAULT_CALLER}",
     "/api/v1/subject-access/bundle": f"phone={DEFAULT_CALLER}",
     "/api/v1/notifications": "pending=true",
+    "/api/v1/audit/consistency": "from=1&to=2",
     "/webhooks/twilio/ivr": "step=1",
     "/webhooks/twilio/transfer": "kind=non_recorded&transfer=1&department=contact-harlow",
 }

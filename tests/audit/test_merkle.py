@@ -438,3 +438,11 @@ def test_store_and_frontier_refuse_what_cannot_be() -> None:
         frontier.append([LEAVES64[1], b"abc"])  # refused whole: the good leaf is not added
     assert (frontier.size, frontier.hashes) == (1, [LEAVES64[0]])
     assert frontier.append([LEAVES64[1]]) == [(0, 1, LEAVES64[1]), (1, 0, REF64.mth(0, 2))]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 64, 1023, 1024, 1025, 2049, 3 * 1024 + 5])
+def test_root_of_a_whole_walk_is_the_references(n: int) -> None:
+    """The verifier's bulk root (whole chunks hashed level by level) against the RFC."""
+    values = entries(n, seed=n)
+    size, computed = merkle.root_of(merkle.leaf_hash(v) for v in values)
+    assert (size, computed) == (n, Reference(values).mth(0, n))
