@@ -19,10 +19,10 @@ from typing import Any
 
 import fastapi.routing
 import pytest
-from pydantic import SecretStr
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
+from pydantic import SecretStr
 from sqlalchemy import select
 from starlette.routing import Mount
 
