@@ -81,6 +81,7 @@ class EvidenceRequest(BaseModel):
 
 @router.post(
     "/recordings/{recording_sid}/evidence",
+    tags=["governance"],
     response_class=StreamingResponse,
     responses={
         200: {"content": {"application/zip": {}}, "description": "The evidence pack (ZIP)"},

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 from schemathesis import Case
 from schemathesis.checks import (
     content_type_conformance,
@@ -61,6 +63,11 @@ class World:
     media_tokens: list[str]
     agents: list[str]
     departments: list[str]
+
+
+@pytest.fixture
+def settings(settings):  # the conftest's, signing tree heads and evidence packs
+    return settings.model_copy(update={"audit_signing_key": SecretStr("A" * 43 + "=")})
 
 
 @pytest.fixture
@@ -165,7 +172,7 @@ def _role_for(case: Case) -> str:
 
 @schema.parametrize()
 @schema.given(data=st.data())
-@settings(
+@hypothesis_settings(
     max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=list(HealthCheck),
