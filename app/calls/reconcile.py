@@ -14,7 +14,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import audit
+from app.audit import log as audit
 from app.calls.decisions import end_call
 from app.calls.locks import CallBusy, CallLocks
 from app.calls.provider import Provider, ProviderError, RecordingInfo

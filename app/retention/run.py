@@ -35,7 +35,7 @@ import structlog
 from sqlalchemy import CursorResult, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import audit
+from app.audit import log as audit
 from app.calls.provider import ProviderError, RecordingStore
 from app.recording_policy import IsoDuration, add_duration, parse_duration
 from app.runtime.metrics import RETENTION
