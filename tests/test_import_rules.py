@@ -116,9 +116,37 @@ def test_only_the_twilio_package_imports_the_twilio_sdk() -> None:
     "path", sorted(p for c in CORE for p in (APP / c).rglob("*.py")), ids=lambda p: str(p)
 )
 def test_the_core_names_no_platform(path: Path) -> None:
-    assert not {n for n in imports(path) if n.startswith("app.platforms")}
+    assert platform_imports(path.read_text(), module_of(path), path.name == "__init__.py") == set()
     text = path.read_text().lower()
     assert [name for name in (*PLATFORMS, "twiml") if name in text] == []
+
+
+def platform_imports(source: str, module: str, package: bool = False) -> set[str]:
+    return {
+        n
+        for n in imports_in(source, module, package)
+        if n == "app.platforms" or n.startswith("app.platforms.")
+    }
+
+
+@pytest.mark.parametrize(
+    ("source", "package"),
+    [
+        ("from ..platforms import base\n", False),
+        ("from ..platforms.base import PhonePlatform\n", False),
+        ("from .. import platforms\n", False),
+        ("from ..platforms import base\n", True),  # in app/calls/__init__.py
+        ("from app import platforms\n", False),
+        ("import app.platforms.base\n", False),
+        ("def pick():\n    from app.platforms import platform_named\n", False),
+    ],
+)
+def test_the_platform_ban_fires(source: str, package: bool) -> None:
+    """A core module importing a platform, however it is spelt, is caught."""
+    module = "app.calls" if package else "app.calls.planted"
+    assert platform_imports(source, module, package) != set()
+    # ...and the same module importing its neighbours is not.
+    assert platform_imports("from . import store\nfrom ..audit import log\n", module) == set()
 
 
 def test_twilio_is_known_only_to_its_packages_and_the_settings() -> None:
