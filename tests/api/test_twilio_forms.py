@@ -1,10 +1,10 @@
 """Twilio forms are checked against what Twilio can send before anything is stored (issue 14,
 item 2): a captured signed webhook rewritten into another one that still verifies (Twilio's
 signature joins names and values with no separator) is refused, as is a duplicated key, a
-SID (of every kind the forms read) with the wrong letters or shape, a status outside Twilio's sets, a
-SequenceNumber too long to store, and values no keypad sends; free-form values never
-reach the audit log. Odd numbers in a recording's completion are dropped, never a 500
-(item 4)."""
+SID (of every kind the forms read) with the wrong letters or shape, a status outside
+Twilio's sets, a SequenceNumber too long to store, and values no keypad sends; free-form
+values never reach the audit log. Odd numbers in a recording's completion are dropped, never
+a 500 (item 4)."""
 
 from __future__ import annotations
 
