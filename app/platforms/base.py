@@ -38,6 +38,9 @@ class PhonePlatform(Protocol):
     name: str
     # A regular expression for the ids of calls and recordings in the people's API paths.
     id_pattern: str
+    # Its status for an ended call: what callguard writes when it ends a call itself (the
+    # platform refused a start because the call is over and its own report never came).
+    ended_status: str
 
     def client(self, settings: Settings) -> Any:
         """The platform's own API client (tests inject theirs into build_services)."""
