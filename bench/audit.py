@@ -55,7 +55,7 @@ from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from webhook import PG_SERVER, BenchError, postgres_database, unwind_on_signals
 
-from app import audit
+from app.audit import log as audit
 from app.audit.chain import message, seal
 from app.audit.merkle import Frontier, leaf_hash
 from app.audit.sequencer import NodeTable

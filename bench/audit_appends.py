@@ -34,7 +34,7 @@ from sqlalchemy import event, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from webhook import BenchError
 
-from app import audit
+from app.audit import log as audit
 from app.audit import sequencer
 from app.audit.chain import body_of, seal
 from app.audit.verify import Verdict, verify_chain, verify_log

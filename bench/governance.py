@@ -113,7 +113,7 @@ def seed(services, count: int) -> None:
             if hold_rows:
                 connection.execute(insert(holds), hold_rows)
     # Failed deletions go through the audit log's own append (its chain), 0.1% of them.
-    from app import audit
+    from app.audit import log as audit
 
     with unit_of_work(services.sessions) as session:
         for i in range(5, count, 1000):

@@ -124,6 +124,8 @@ def test_a_bad_setting_is_named_by_the_cli(monkeypatch: pytest.MonkeyPatch) -> N
         ([], "(signed webhooks), and print what the caller heard"),
         (["simulate"], "pauses for a card payment, then ends it"),
         (["simulate"], "as a supervisor, with --token or CALLGUARD_TOKEN. Without either"),
+        (["policy"], "the destruction dates it would give (which are not changed"),
+        (["policy", "dry-run"], "the destruction dates it would give (which are not changed"),
     ],
 )
 def test_help_reflows_paragraphs_instead_of_breaking_sentences(

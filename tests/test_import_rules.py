@@ -2,7 +2,7 @@
 core (calls, policy, routing, retention, audit) names no phone platform (nor TwiML) and
 imports none; only the Twilio package imports the Twilio SDK (its REST part only the
 adapter); no import circle among app/ modules (a static graph of every import,
-function-level ones included)."""
+function-level and relative ones included, with the package __init__ modules each runs)."""
 
 from __future__ import annotations
 
@@ -18,44 +18,58 @@ IMPURE = ("sqlalchemy", "httpx", "fastapi", "starlette", "requests", "twilio", "
 CORE = ("calls", "recording_policy", "routing", "retention", "audit")
 
 
-def imports(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(("." * node.level) + node.module)
-    return names
-
-
-def module_of(path: Path) -> str:
-    parts = list(path.relative_to(APP.parent).with_suffix("").parts)
+def module_of(path: Path, app: Path = APP) -> str:
+    parts = list(path.relative_to(app.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _runtime_imports(path: Path, known: set[str]) -> set[str]:
-    """The app modules `path` imports when run (imports under TYPE_CHECKING excluded);
-    `from package import name` counts as importing the submodule when it is one."""
-    tree = ast.parse(path.read_text())
+def _from(node: ast.ImportFrom, module: str, package: bool) -> str:
+    """The absolute name of the module a `from … import` names: `from ..x import y` in
+    app.calls.events is app.x (in a package's __init__, one dot is the package itself)."""
+    if node.level == 0:
+        return node.module or ""
+    parts = module.split(".") if package else module.split(".")[:-1]
+    base = parts[: len(parts) - node.level + 1]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def imports_in(source: str, module: str, package: bool = False, runtime: bool = False) -> set[str]:
+    """Every module name an import in `source` (module `module`) names, at any depth,
+    relative ones made absolute; `from m import n` gives m and m.n (n may be a module).
+    `runtime` leaves out the imports under TYPE_CHECKING."""
+    tree = ast.parse(source)
     typing_only = {
         id(inner)
         for node in ast.walk(tree)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        if runtime and isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
         for inner in ast.walk(node)
     }
-    found: set[str] = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if id(node) in typing_only:
             continue
         if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("app"))
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if not node.module.startswith("app"):
-                continue
-            for alias in node.names:
-                sub = f"{node.module}.{alias.name}"
-                found.add(sub if sub in known else node.module)
-    return found & known
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = _from(node, module, package)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def imports(path: Path) -> set[str]:
+    return imports_in(path.read_text(), module_of(path), path.name == "__init__.py")
+
+
+def runs(source: str, module: str, known: set[str], package: bool = False) -> set[str]:
+    """The app modules that running `module` runs: each one it imports and every package
+    __init__ on the way to it (`import a.b.c` runs a and a.b), less the packages `module`
+    is inside (they have begun already)."""
+    named = imports_in(source, module, package, runtime=True)
+    found = {".".join(n.split(".")[:i]) for n in named for i in range(1, n.count(".") + 2)}
+    parts = module.split(".")
+    begun = {".".join(parts[:i]) for i in range(1, len(parts) + package)}
+    return (found & known) - begun - {module}
 
 
 @pytest.mark.parametrize("path", sorted((APP / "recording_policy").glob("*.py")), ids=str)
@@ -102,9 +116,37 @@ def test_only_the_twilio_package_imports_the_twilio_sdk() -> None:
     "path", sorted(p for c in CORE for p in (APP / c).rglob("*.py")), ids=lambda p: str(p)
 )
 def test_the_core_names_no_platform(path: Path) -> None:
-    assert not {n for n in imports(path) if n.startswith("app.platforms")}
+    assert platform_imports(path.read_text(), module_of(path), path.name == "__init__.py") == set()
     text = path.read_text().lower()
     assert [name for name in (*PLATFORMS, "twiml") if name in text] == []
+
+
+def platform_imports(source: str, module: str, package: bool = False) -> set[str]:
+    return {
+        n
+        for n in imports_in(source, module, package)
+        if n == "app.platforms" or n.startswith("app.platforms.")
+    }
+
+
+@pytest.mark.parametrize(
+    ("source", "package"),
+    [
+        ("from ..platforms import base\n", False),
+        ("from ..platforms.base import PhonePlatform\n", False),
+        ("from .. import platforms\n", False),
+        ("from ..platforms import base\n", True),  # in app/calls/__init__.py
+        ("from app import platforms\n", False),
+        ("import app.platforms.base\n", False),
+        ("def pick():\n    from app.platforms import platform_named\n", False),
+    ],
+)
+def test_the_platform_ban_fires(source: str, package: bool) -> None:
+    """A core module importing a platform, however it is spelt, is caught."""
+    module = "app.calls" if package else "app.calls.planted"
+    assert platform_imports(source, module, package) != set()
+    # ...and the same module importing its neighbours is not.
+    assert platform_imports("from . import store\nfrom ..audit import log\n", module) == set()
 
 
 def test_twilio_is_known_only_to_its_packages_and_the_settings() -> None:
@@ -155,17 +197,64 @@ def circles(graph: dict[str, set[str]]) -> list[set[str]]:
     return found
 
 
+def import_graph(app: Path = APP) -> dict[str, set[str]]:
+    """Each module under `app` -> the modules running it runs (as its import statements
+    say: app/platforms/__init__.py's discovery by name is not seen)."""
+    paths = {module_of(p, app): p for p in app.rglob("*.py")}
+    return {
+        m: runs(p.read_text(), m, set(paths), p.name == "__init__.py") for m, p in paths.items()
+    }
+
+
 def test_no_import_circle_among_app_modules() -> None:
-    paths = {module_of(p): p for p in APP.rglob("*.py")}
-    known = set(paths)
-    assert circles({m: _runtime_imports(p, known) - {m} for m, p in paths.items()}) == []
+    assert circles(import_graph()) == []
+
+
+def _plant(app: Path, sources: dict[str, str]) -> None:
+    for name, source in sources.items():
+        path = app.parent / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
 
 
 def test_the_circle_check_finds_a_circle(tmp_path: Path) -> None:
     """The check above can fail: two modules importing each other are found."""
-    (tmp_path / "a.py").write_text("from app.b import x\n")
-    (tmp_path / "b.py").write_text("import app.a\nif TYPE_CHECKING:\n    import app.c\n")
-    known = {"app.a", "app.b", "app.c"}
-    graph = {m: _runtime_imports(tmp_path / f"{m[4:]}.py", known) for m in ("app.a", "app.b")}
-    assert graph == {"app.a": {"app.b"}, "app.b": {"app.a"}}
-    assert circles({**graph, "app.c": set()}) == [{"app.a", "app.b"}]
+    app = tmp_path / "app"
+    _plant(
+        app,
+        {
+            "app/__init__.py": "",
+            "app/a.py": "from app.b import x\n",
+            "app/b.py": "import app.a\nif TYPE_CHECKING:\n    import app.c\n",
+            "app/c.py": "",
+        },
+    )
+    graph = import_graph(app)
+    assert graph == {"app": set(), "app.a": {"app.b"}, "app.b": {"app.a"}, "app.c": set()}
+    assert circles(graph) == [{"app.a", "app.b"}]
+
+
+def test_the_circle_check_counts_package_inits_and_function_level_imports(
+    tmp_path: Path,
+) -> None:
+    """The circle the audit package once had: a table's method imported the pure chain
+    module, which runs app/audit/__init__.py, which imported the log, which imports the
+    tables. Relative imports count as well."""
+    app = tmp_path / "app"
+    _plant(
+        app,
+        {
+            "app/__init__.py": "",
+            "app/audit/__init__.py": "from .log import append\n",
+            "app/audit/log.py": "from app.storage.models import AuditEvent\n",
+            "app/audit/chain.py": "",
+            "app/storage/__init__.py": "",
+            "app/storage/models.py": (
+                "def occurred_at():\n    from app.audit.chain import parse_time\n"
+            ),
+        },
+    )
+    graph = import_graph(app)
+    assert graph["app.storage.models"] == {"app.audit", "app.audit.chain"}
+    assert graph["app.audit"] == {"app.audit.log"}
+    assert circles(graph) == [{"app.audit", "app.audit.log", "app.storage.models"}]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
-from app.config import SettingsError, load_settings
+from app.config import Settings, SettingsError, load_settings
+from app.platforms import PLATFORMS
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,3 +87,9 @@ def test_development_number_key_is_refused_in_production(monkeypatch) -> None:
     monkeypatch.delenv("CALLGUARD_NUMBER_KEY", raising=False)
     with pytest.raises(SettingsError, match="CALLGUARD_NUMBER_KEY"):
         load_settings()
+
+
+def test_every_platform_package_can_be_configured() -> None:
+    """A platform package is found on its own (app/platforms/__init__.py); its name must
+    also be one CALLGUARD_PROVIDER accepts, and no accepted name lacks a package."""
+    assert set(get_args(Settings.model_fields["provider"].annotation)) == set(PLATFORMS)

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from app import audit
 from app.api.deps import AnyRole, CallActor, GovernancePlus, ServicesDep, Sid
 from app.api.errors import error_responses
+from app.audit import log as audit
 from app.audit.verify import verify_log
 from app.calls import views
 from app.errors import Unavailable

@@ -1,5 +1,5 @@
-"""The audit log: append-only in code (there is no update or delete function here)."""
-
-from app.audit.log import EventType, append, events_for
-
-__all__ = ["EventType", "append", "events_for"]
+"""The audit log: append-only in code (log.py has no update or delete function), a hash
+chain (chain.py, pure: the tables read their times with it, so this file imports nothing),
+placed in order by the sequencer (sequencer.py: importing log.py registers it on every
+Session), an RFC 9162 Merkle tree with proofs (merkle.py, tree.py), verification, signed
+tree heads and the outside monitor."""

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import audit
+from app.audit import log as audit
 from app.callers.numbers import NumberVault
 from app.callers.sar_summary import Audio, when, write_summary
 from app.callers.subject_access import gather

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from app import audit
+from app.audit import log as audit
 from app.callers.numbers import NumberVault, normalise
 from app.calls import views
 from app.retention import iso

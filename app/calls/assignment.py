@@ -8,7 +8,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import audit
+from app.audit import log as audit
 from app.calls.controls import assign_call
 from app.calls.events import PLATFORM
 from app.calls.inputs import AssignmentOffered

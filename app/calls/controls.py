@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import audit
+from app.audit import log as audit
 from app.calls import views
 from app.calls.decisions import redecide
 from app.calls.locks import CallBusy

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from app import audit
+from app.audit import log as audit
 from app.calls.state import facts_of
 from app.config import FailSafe as SettingsFailSafe
 from app.recording_policy import Decision, FailSafe, Reason, decide

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import audit
+from app.audit import log as audit
 from app.callers.numbers import protect_caller
 from app.calls.answers import Answer, DepartmentNotice, FailSafe, Menu, Queue
 from app.calls.decisions import end_call, redecide

@@ -14,7 +14,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import audit
+from app.audit import log as audit
 from app.calls.decisions import end_call
 from app.calls.locks import CallBusy, CallLocks
 from app.calls.provider import Provider, ProviderError, RecordingInfo
@@ -162,14 +162,16 @@ def _retryable(action: Action, error: ProviderError) -> bool:
     return action.kind != "start" or error.not_attempted
 
 
-def _end(session: Session, call: Call, error: ProviderError, detail: dict[str, object]) -> None:
-    call.status = "completed"
+def _end(
+    session: Session, call: Call, status: str, error: ProviderError, detail: dict[str, object]
+) -> None:
+    call.status = status
     audit.append(
         session,
         audit.EventType.CALL_ENDED,
         actor="platform",
         call_sid=call.call_sid,
-        detail={"status": "completed", "source": "provider", "code": error.code},
+        detail={"status": status, "source": "provider", "code": error.code},
     )
     end_call(session, call, utcnow(), SettingsFailSafe.NO_RECORD, "platform")
     detail["call"] = "ended"
@@ -183,12 +185,16 @@ class Reconciler:
         sessions: sessionmaker[Session],
         provider: Provider,
         locks: CallLocks,
+        ended_status: str,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`ended_status` is the platform's own status for an ended call: a call's status
+        is always one of its platform's words, even when callguard ends the call itself."""
         self.sessions = sessions
         self.provider = provider
         self.locks = locks
+        self.ended_status = ended_status
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
 
@@ -355,8 +361,8 @@ class Reconciler:
             call.recording = confirmed_state(call, recordings_of(session, call_sid))
             call.updated_at = utcnow()
 
-    @staticmethod
     def _note_failure(
+        self,
         session: Session,
         call: Call,
         action: Action,
@@ -367,7 +373,7 @@ class Reconciler:
             # The platform says the call is over, and its own report of the end is late
             # or will never come (status callbacks are the operator's to configure): end
             # the call here, or the sweep would try to start a recording on it forever.
-            _end(session, call, error, detail)
+            _end(session, call, self.ended_status, error, detail)
         if action.kind == "start" and error.transient:
             # The platform may have started it anyway: wait for its in-progress callback
             # before starting another (the sweep starts one after this, if none came).

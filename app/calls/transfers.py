@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import audit
+from app.audit import log as audit
 from app.calls.answers import Answer, Dial, FailSafe
 from app.calls.controls import CallControls, locked_call_for
 from app.calls.events import PLATFORM, CallEvents, Render, Reply

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 
-from app import audit
+from app.audit import log as audit
 from app.callers.numbers import NumberVault, vault
 from app.calls.provider import RecordingStore
 from app.cli.policy import policy_cli, policy_refused

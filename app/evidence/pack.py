@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import audit
+from app.audit import log as audit
 from app.audit import tree
 from app.audit.checkpoint import signed_head
 from app.errors import Conflict, NotFound

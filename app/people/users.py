@@ -11,7 +11,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import audit
+from app.audit import log as audit
 from app.errors import BadRequest, Conflict, NotFound
 from app.storage.models import User, utcnow
 

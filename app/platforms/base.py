@@ -6,7 +6,10 @@ callguard's inputs (app/calls/inputs.py), the rendering of callguard's answers
 (app/calls/answers.py), its REST adapter (a `Provider`), where its audio is stored, its ids
 and its error classification.
 
-A new platform implements `PhonePlatform` and registers its name in app/platforms/__init__.py."""
+A new platform is a package beside these whose __init__ names a `PhonePlatform` as
+`PLATFORM`; app/platforms/__init__.py finds every package here, so nothing registers it. Its
+name is also added to `Settings.provider`'s Literal in app/config.py (what
+CALLGUARD_PROVIDER may say), with its own settings and their checks."""
 
 from __future__ import annotations
 
@@ -35,6 +38,9 @@ class PhonePlatform(Protocol):
     name: str
     # A regular expression for the ids of calls and recordings in the people's API paths.
     id_pattern: str
+    # Its status for an ended call: what callguard writes when it ends a call itself (the
+    # platform refused a start because the call is over and its own report never came).
+    ended_status: str
 
     def client(self, settings: Settings) -> Any:
         """The platform's own API client (tests inject theirs into build_services)."""

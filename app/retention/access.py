@@ -17,7 +17,7 @@ from enum import StrEnum
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app import audit
+from app.audit import log as audit
 from app.calls.views import recording_by_sid
 from app.errors import Conflict, Forbidden, NotFound
 from app.people.users import Role

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app import audit
+from app.audit import log as audit
 from app.calls.views import recording_by_sid
 from app.retention import iso
 from app.retention.access import ensure_not_destroyed

@@ -28,7 +28,7 @@ import structlog
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import audit
+from app.audit import log as audit
 from app.retention.media import Media, MediaSource
 from app.runtime.metrics import FINGERPRINT_MISMATCHES, FINGERPRINTS
 from app.storage.db import unit_of_work

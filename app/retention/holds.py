@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import audit
+from app.audit import log as audit
 from app.errors import Conflict, NotFound
 from app.retention import iso
 from app.retention.errors import Gone

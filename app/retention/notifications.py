@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import audit
+from app.audit import log as audit
 from app.callers.numbers import NumberVault
 from app.errors import Conflict, NotFound
 from app.retention import iso

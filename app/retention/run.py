@@ -16,7 +16,8 @@ lease is live (app/retention/holds.py), and a claim skips rows with active holds
 under the row lock: a held recording is never deleted.
 
 Then callers' numbers are erased (R6) for calls whose recordings are all destroyed (or
-never existed) and whose department's retention has passed since the call ended.
+never existed) and whose department's retention has passed since the call ended
+(app/retention/erasure.py).
 """
 
 from __future__ import annotations
@@ -25,23 +26,22 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import CursorResult, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, case, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import audit
+from app.audit import log as audit
 from app.calls.provider import ProviderError, RecordingStore
-from app.recording_policy import IsoDuration, add_duration, parse_duration
+from app.retention.erasure import NumberErasure
 from app.runtime.metrics import RETENTION
 from app.storage.db import unit_of_work
-from app.storage.models import Call, PolicyVersion, Recording, utcnow
-from app.storage.policy_versions import active_policy, policy_version
+from app.storage.models import Recording, utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -50,10 +50,6 @@ DEFAULT_BATCH = 100
 # Longer than any one delete-and-confirm, so a live worker never loses its claim; a dead
 # worker's claims become claimable again after it.
 LEASE = timedelta(minutes=10)
-# The notice's period, for a call whose department no policy version knows.
-DEFAULT_RETENTION = "P130D"
-# A call with no end status (a lost callback) counts as ended this long after it started.
-STALE_CALL = timedelta(days=1)
 SYSTEM = "system"
 
 
@@ -116,11 +112,6 @@ def _error(exc: ProviderError) -> dict[str, Any]:
     return {"error": str(exc), "status": exc.status, "code": exc.code, "transient": exc.transient}
 
 
-def _lower_bound_days(duration: IsoDuration) -> int:
-    """Fewest days the duration can add from any date (months of 28, years of 365)."""
-    return duration.years * 365 + duration.months * 28 + duration.days
-
-
 class RetentionRun:
     def __init__(
         self,
@@ -149,11 +140,13 @@ class RetentionRun:
         self.worker = worker or worker_id()
         self.actor = actor
         self._postgres = sessions.kw["bind"].dialect.name == "postgresql"
-        self._retentions: dict[tuple[int | None, str | None], IsoDuration] = {}
+        self.numbers = NumberErasure(
+            sessions, self.now, batch_size=batch_size, actor=actor, worker=self.worker
+        )
 
     # -- selection ---------------------------------------------------------------------
 
-    def _due(self) -> Any:
+    def _due(self) -> ColumnElement[bool]:
         return (Recording.destroyed_at.is_(None)) & (Recording.destroy_after <= self.now)
 
     def _counts(self, session: Session) -> tuple[int, int]:
@@ -296,92 +289,6 @@ class RetentionRun:
         self._finish(finished, summary)
         advance(len(finished))
 
-    # -- numbers (R6) --------------------------------------------------------------------
-
-    def _retention(self, session: Session, call: Call) -> IsoDuration:
-        """The call's department's retention under the version that last decided it."""
-        key = (call.policy_version, call.department)
-        if key not in self._retentions:
-            policy = policy_version(session, call.policy_version) if call.policy_version else None
-            if policy is None and (active := active_policy(session)) is not None:
-                policy = active.policy
-            department = policy.department(call.department) if policy and call.department else None
-            self._retentions[key] = (
-                department.retention_duration if department else parse_duration(DEFAULT_RETENTION)
-            )
-        return self._retentions[key]
-
-    def _shortest_retention_days(self, session: Session) -> int:
-        days = _lower_bound_days(parse_duration(DEFAULT_RETENTION))
-        for version in session.scalars(select(PolicyVersion.version)):
-            policy = policy_version(session, version)
-            for department in policy.departments if policy else ():
-                days = min(days, _lower_bound_days(department.retention_duration))
-        return days
-
-    def _erasable(self, session: Session) -> Iterator[Call]:
-        """Calls whose number is still held and may now be erased, in batches."""
-        # No call can be due before this: a cheap filter in SQL, the exact date in Python.
-        cutoff = self.now - timedelta(days=self._shortest_retention_days(session))
-        ended = func.coalesce(Call.ended_at, Call.started_at)
-        undestroyed = exists().where(
-            Recording.call_sid == Call.call_sid, Recording.destroyed_at.is_(None)
-        )
-        after = ""
-        while True:
-            calls = session.scalars(
-                select(Call)
-                .where(Call.caller_number_wrapped_key.is_not(None))
-                .where(ended <= cutoff)
-                .where(or_(Call.ended.is_(True), Call.started_at <= utcnow() - STALE_CALL))
-                .where(~undestroyed)
-                .where(Call.call_sid > after)
-                .order_by(Call.call_sid)
-                .limit(self.batch_size)
-            ).all()
-            if not calls:
-                return
-            after = calls[-1].call_sid
-            for call in calls:
-                ended_at = call.ended_at or call.started_at
-                if add_duration(ended_at, self._retention(session, call)) <= self.now:
-                    yield call
-
-    def _erase_numbers(self) -> int:
-        erased = 0
-        with unit_of_work(self.sessions) as session:
-            calls = [(c.call_sid, c.department, c.ended_at) for c in self._erasable(session)]
-        for start in range(0, len(calls), self.batch_size):
-            with unit_of_work(self.sessions) as session:
-                for call_sid, department, ended_at in calls[start : start + self.batch_size]:
-                    result = session.execute(
-                        update(Call)
-                        .where(Call.call_sid == call_sid)
-                        .where(Call.caller_number_wrapped_key.is_not(None))
-                        .values(
-                            caller_number_ciphertext=None,
-                            caller_number_wrapped_key=None,
-                            caller_number_key_id=None,
-                            caller_number_hash=None,
-                            number_erased_at=utcnow(),
-                        )
-                        .execution_options(synchronize_session=False)
-                    )
-                    if cast(CursorResult[Any], result).rowcount:
-                        erased += 1
-                        audit.append(
-                            session,
-                            audit.EventType.NUMBER_ERASED,
-                            actor=self.actor,
-                            call_sid=call_sid,
-                            detail={
-                                "department": department,
-                                "ended_at": ended_at.isoformat() if ended_at else None,
-                                "worker": self.worker,
-                            },
-                        )
-        return erased
-
     # -- entry points --------------------------------------------------------------------
 
     def preview(self) -> Preview:
@@ -398,33 +305,17 @@ class RetentionRun:
             ]
             # Numbers whose recordings are all due now would be erased by the same run.
             due_calls = {d.call_sid for d in preview.recordings}
-            preview.numbers = [c.call_sid for c in self._erasable(session)]
-            preview.numbers += sorted(self._erasable_after_destruction(session, due_calls))
-        return preview
-
-    def _erasable_after_destruction(self, session: Session, call_sids: set[str]) -> set[str]:
-        """Calls with a number whose every undestroyed recording is due and unheld now."""
-        found = set()
-        for call_sid in call_sids:
-            call = session.get(Call, call_sid)
-            if call is None or call.caller_number_wrapped_key is None:
-                continue
-            blocking = session.scalar(
-                select(func.count())
-                .select_from(Recording)
-                .where(Recording.call_sid == call_sid, Recording.destroyed_at.is_(None))
-                .where(~self._due() | (Recording.active_holds > 0))
+            preview.numbers = [c.call_sid for c in self.numbers.erasable(session)]
+            preview.numbers += sorted(
+                self.numbers.erasable_once_destroyed(session, due_calls, self._due())
             )
-            ended_at = call.ended_at or call.started_at
-            if not blocking and add_duration(ended_at, self._retention(session, call)) <= self.now:
-                found.add(call_sid)
-        return found
+        return preview
 
     def run(self, advance: Callable[[int], None] = lambda _n: None) -> Summary:
         summary = Summary()
         summary.due, summary.held = self.counts()
         self._destroy_due(summary, advance)
-        summary.numbers_erased = self._erase_numbers()
+        summary.numbers_erased = self.numbers.erase()
         with unit_of_work(self.sessions) as session:
             audit.append(
                 session,

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.audit.chain import parse_time
 from app.storage.db import Base
 
 SID = String(64)
@@ -250,14 +251,10 @@ class AuditEvent(Base):
 
     @property
     def occurred_at(self) -> datetime:
-        from app.audit.chain import parse_time  # (app.audit imports this module)
-
         return parse_time(self.content["occurred_at"])
 
     @property
     def received_at(self) -> datetime:
-        from app.audit.chain import parse_time
-
         return parse_time(self.content["received_at"])
 
     @property

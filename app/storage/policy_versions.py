@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import audit
+from app.audit import log as audit
 from app.recording_policy import DEFAULT_POLICY_PATH, Policy, PolicyError, load_policy_text
 from app.storage.models import PolicyActivation, PolicyVersion
 

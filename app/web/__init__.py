@@ -1,4 +1,4 @@
-"""The agent and supervisor console: one page and its script, served with a strict
+"""The people's console: one page, its three scripts and its stylesheet, served with a strict
 Content-Security-Policy. It uses the people's API like any other client."""
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.calls.provider import ProviderError
-from app.calls.reconcile import START_UNCERTAIN
 from app.people.users import Role
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
 from app.storage.db import unit_of_work
@@ -365,48 +364,6 @@ def test_state_lives_on_the_server(desk: Desk) -> None:
     desk.post("payment/start")
     again = desk.client.get(f"/api/v1/calls/{desk.call_sid}", headers=desk.supervisor).json()
     assert (again["recording"], again["reasons"]) == ("paused", ["payment_in_progress"])
-
-
-def test_a_call_twilio_says_is_over_is_ended_so_the_sweep_stops(
-    client: TestClient, platform: Platform, services
-) -> None:
-    """The caller hung up; the recording's completed callback came, the call's never did
-    (call-status callbacks are the operator's to configure). For a minute nothing is started
-    (the call's own callback usually trails the recording's); then the sweep's start is
-    refused with 21220, and the call is ended, not retried every 15 s for ever."""
-    call_sid = platform.queue_call(CONTACT)
-    platform.simulator.hangup(call_sid)
-    platform.deliver_callbacks()  # the recording's completed callback only
-    with services.sessions() as session:
-        call = session.get(Call, call_sid)
-        assert (call.ended, call.desired, call.recording) == (False, "recording", "off")
-
-    starts = len(platform.simulator.requests)
-    services.reconciler.sweep()
-    assert len(platform.simulator.requests) == starts  # within the minute: no start
-    with unit_of_work(services.sessions) as session:
-        call = session.get(Call, call_sid)
-        call.start_pending_until -= START_UNCERTAIN  # a minute later
-    assert services.reconciler.sweep() == 1
-    with services.sessions() as session:
-        call = session.get(Call, call_sid)
-        assert (call.ended, call.status, call.desired) == (True, "completed", "off")
-        ended = session.scalars(
-            select(AuditEvent).where(
-                AuditEvent.call_sid == call_sid, AuditEvent.type == "call.ended"
-            )
-        ).one()
-        assert ended.detail == {"status": "completed", "source": "provider", "code": 21220}
-    assert services.reconciler.sweep() == 0
-    # The late callback changes nothing.
-    assert platform.call_status(call_sid, "completed", 3).status_code == 204
-    with services.sessions() as session:
-        types = [
-            e.type
-            for e in session.scalars(select(AuditEvent).where(AuditEvent.call_sid == call_sid))
-        ]
-    assert types.count("call.ended") == 1
-    assert types[-1] == "call.status_ignored"
 
 
 def test_the_sweep_leaves_alone_a_payment_on_a_call_with_nothing_recording(

@@ -74,7 +74,7 @@ def test_a_refused_start_is_logged_and_the_call_still_queues(twilio_platform, tw
     with services.sessions() as session:
         call = session.get(Call, call_sid)
         assert (call.desired, call.recording) == ("recording", "off")
-    from app.audit import events_for
+    from app.audit.log import events_for
 
     with services.sessions() as session:
         failed = [

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
-from app.audit import events_for
+from app.audit.log import events_for
 from app.calls.reconcile import START_UNCERTAIN
 from app.config import load_settings
 from app.main import create_app

@@ -1,9 +1,10 @@
 """Twilio forms are checked against what Twilio can send before anything is stored (issue 14,
 item 2): a captured signed webhook rewritten into another one that still verifies (Twilio's
 signature joins names and values with no separator) is refused, as is a duplicated key, a
-SID of the wrong kind or shape, and values no keypad or Twilio sends; free-form values never
-reach the audit log. Odd numbers in a recording's completion are dropped, never a 500
-(item 4)."""
+SID (of every kind the forms read) with the wrong letters or shape, a status outside
+Twilio's sets, a SequenceNumber too long to store, and values no keypad sends; free-form
+values never reach the audit log. Odd numbers in a recording's completion are dropped, never
+a 500 (item 4)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
+from app.people.users import Role
 from app.storage.models import AuditEvent, Call, Recording, WebhookReceipt
 from tests.factories import (
     ACCOUNT_SID,
@@ -23,6 +25,7 @@ from tests.factories import (
     MAIN_NUMBER,
     Platform,
     captured_logs,
+    make_user,
     new_call_sid,
 )
 
@@ -171,3 +174,85 @@ def test_odd_numbers_still_complete_the_recording(platform: Platform, session, e
     assert recording.status == "completed"
     assert recording.destroy_after is not None
     assert recording.completed_at.year < 9999
+
+
+def _snapshot(session) -> tuple[object, ...]:
+    session.expire_all()
+    calls = session.scalars(select(Call).order_by(Call.call_sid)).all()
+    recordings = session.scalars(select(Recording).order_by(Recording.recording_sid)).all()
+    return (
+        *_rows(session),
+        tuple((c.call_sid, c.status, c.status_sequence, c.agent, c.ended) for c in calls),
+        tuple((r.recording_sid, r.status, r.completed_at) for r in recordings),
+    )
+
+
+def _assignment_form(call_sid: str, **sids: str) -> dict[str, str]:
+    return {
+        "AccountSid": ACCOUNT_SID,
+        "TaskSid": "WT" + "3" * 32,
+        "ReservationSid": "WR" + "1" * 32,
+        "WorkerSid": "WK" + "4" * 32,
+        "TaskAttributes": json.dumps({"call_sid": call_sid}),
+        "WorkerAttributes": json.dumps({"callguard_user": "ann"}),
+        **sids,
+    }
+
+
+BAD_HEX = "A" * 32  # upper case: Twilio's SIDs are lower-case hex
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "value"),
+    [
+        ("/webhooks/twilio/recording-status", "RecordingSid", "RE" + BAD_HEX),
+        ("/webhooks/twilio/recording-status", "RecordingSid", "CA" + "a" * 32),
+        ("/webhooks/twilio/assignment", "ReservationSid", "WR" + BAD_HEX),
+        ("/webhooks/twilio/assignment", "TaskSid", "WT" + BAD_HEX),
+        ("/webhooks/twilio/assignment", "WorkerSid", "WK" + "a" * 31),
+        ("/webhooks/twilio/recording-status", "RecordingStatus", "deleted"),
+        ("/webhooks/twilio/call-status", "CallStatus", "hacked"),
+        ("/webhooks/twilio/call-status", "SequenceNumber", "1" * 10),
+        ("/webhooks/twilio/call-status", "SequenceNumber", "99999999999999999"),
+        ("/webhooks/twilio/call-status", "SequenceNumber", "²"),
+    ],
+)
+def test_each_field_read_is_checked_and_a_bad_one_changes_nothing(
+    platform: Platform, services, session, path: str, field: str, value: str
+) -> None:
+    """Every SID kind the forms read (RE, WR, WT, WK beside CA and AC above), the statuses
+    from Twilio's sets, and SequenceNumber (at most nine ASCII digits: it is stored in an
+    integer column and compared) are refused with 400 on an otherwise valid form that would
+    change the call (complete its recording, assign it, end it)."""
+    make_user(services, "ann", Role.AGENT)
+    call_sid = platform.queue_call(MAIN_NUMBER, ["1"])
+    recording_sid = platform.simulator.recordings(call_sid)[0].sid
+    forms = {
+        "/webhooks/twilio/recording-status": {
+            "AccountSid": ACCOUNT_SID,
+            "CallSid": call_sid,
+            "RecordingSid": recording_sid,
+            "RecordingStatus": "completed",
+            "RecordingDuration": "12",
+        },
+        "/webhooks/twilio/assignment": _assignment_form(call_sid),
+        "/webhooks/twilio/call-status": {
+            "AccountSid": ACCOUNT_SID,
+            "CallSid": call_sid,
+            "CallStatus": "completed",
+            "SequenceNumber": "7",
+        },
+    }
+    before = _snapshot(session)
+    response = platform.post(path, {**forms[path], field: value})
+    assert response.status_code == 400, response.text
+    assert field in response.json()["detail"]
+    assert _snapshot(session) == before
+
+
+def test_the_largest_sequence_number_kept_is_nine_digits(platform: Platform, session) -> None:
+    call_sid = platform.queue_call(MAIN_NUMBER, ["1"])
+    assert platform.call_status(call_sid, "in-progress", 999_999_999).status_code == 204
+    session.expire_all()
+    call = session.get(Call, call_sid)
+    assert (call.status, call.status_sequence) == ("in-progress", 999_999_999)

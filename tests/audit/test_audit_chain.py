@@ -15,7 +15,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
-from app import audit
+from app.audit import log as audit
 from app.audit.merkle import Frontier, leaf_hash
 from app.audit.verify import verify_chain
 from app.cli import cli

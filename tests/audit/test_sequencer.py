@@ -25,7 +25,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import Connection, text
 
-from app import audit
+from app.audit import log as audit
 from app.audit import sequencer
 from app.audit.verify import verify_chain, verify_log
 from app.storage.db import make_engine, unit_of_work

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import stat
+import subprocess
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from app.platforms.twilio.signature import sign
-from tests.e2e.conftest import Simulate
+from tests.e2e.conftest import BIN, Simulate
 
 CREATED = "created the supervisor simulator-supervisor"
 
@@ -139,22 +143,25 @@ def test_piped_output_cuts_nothing_and_commands_come_before_their_state(
     assert pause < paused_state
 
 
-def test_simulate_live_hangs_up_when_terminated(live) -> None:
-    """Issue 14 item 10: `simulate live` stopped with SIGTERM hangs its call up first."""
-    import signal
-    import subprocess
-    import time
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_simulate_live_hangs_up_when_terminated(live, signum: signal.Signals) -> None:
+    """Issue 14 item 10: `simulate live` stopped with SIGTERM or SIGINT (Ctrl-C) hangs its
+    call up first."""
 
-    from tests.e2e.conftest import BIN
-
-    process = subprocess.Popen(
-        [BIN / "callguard", "simulate", "live", "--talk", "60"],
-        env={**live["env"], "COLUMNS": "200"},
-        cwd=live["cwd"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    # Started with SIGINT ignored, as a script's background job is (the child inherits it):
+    # Python then raises no KeyboardInterrupt of its own, so only callguard's handler hangs up.
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        process = subprocess.Popen(
+            [BIN / "callguard", "simulate", "live", "--talk", "60"],
+            env={**live["env"], "COLUMNS": "200"},
+            cwd=live["cwd"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     try:
         lines: list[str] = []
         deadline = time.monotonic() + 30
@@ -165,7 +172,7 @@ def test_simulate_live_hangs_up_when_terminated(live) -> None:
             if "call CA" in line:
                 break
         time.sleep(1.5)  # queued, recording, assigned: inside the 60 s of talk
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         rest, _ = process.communicate(timeout=30)
     finally:
         process.kill()

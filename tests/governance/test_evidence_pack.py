@@ -107,7 +107,7 @@ def test_a_pack_holds_the_recording_its_history_and_proofs(
     assert (recording["call_sid"], recording["case_reference"]) == (call_sid, "OP-2026-0042")
     pack_events = json.loads(archive.read("events.json"))
     with services.sessions() as session:
-        from app import audit
+        from app.audit import log as audit
 
         logged = audit.events_for(session, call_sid=call_sid)
     # Every event of the call, the export's own included (logged before the tree head).

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
-from app import audit
+from app.audit import log as audit
 from app.calls.provider import ProviderError
 from app.platforms.simulator.provider import SimulatorProvider
 from app.retention.run import RetentionRun

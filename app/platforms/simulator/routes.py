@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app import audit
 from app.api.deps import ServicesDep
+from app.audit import log as audit
 from app.calls import views
 from app.calls.store import find_call, recordings_of
 from app.errors import BadRequest

@@ -163,17 +163,20 @@ def run(
 
 @contextmanager
 def _interrupts_as_errors() -> Iterator[None]:
-    """SIGTERM (a `kill`, a closed terminal's supervisor) is taken like Ctrl-C: the call is
-    hung up before the process goes, rather than left `initiated`/`recording` for ever."""
+    """SIGTERM (a `kill`, a closed terminal's supervisor) and SIGINT (Ctrl-C) hang the call
+    up before the process goes, rather than leave it `initiated`/`recording` for ever. SIGINT
+    is taken here too because a process started in the background by a script inherits it
+    ignored, and Python then raises no KeyboardInterrupt of its own."""
 
     def interrupted(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    previous = signal.signal(signal.SIGTERM, interrupted)
+    previous = {s: signal.signal(s, interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _number_for(policy: dict[str, Any], department: str | None) -> str:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 class TwilioPlatform:
     name = "twilio"
     id_pattern = r"[A-Za-z0-9]{2,64}"
+    ended_status = "completed"  # the CallStatus of a call that ended normally
 
     def client(self, settings: Settings) -> Any:
         from app.platforms.twilio.rest import TwilioProvider
