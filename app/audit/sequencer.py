@@ -58,6 +58,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from app.audit.chain import place, unsequenced
 from app.audit.merkle import Frontier, MissingNode, Node, leaf_hash
@@ -132,12 +133,18 @@ _WRITE_BATCH = text(
             CAST(:levels AS smallint[]), CAST(:positions AS bigint[]), CAST(:hashes AS bytea[]))
     ), taken AS (
         DELETE FROM audit_pending WHERE id = ANY(CAST(:ids AS bigint[]))
+    ), moved AS (
+        UPDATE audit_head SET sequence = :new_sequence, hash = :new_hash, root = :new_root
+        WHERE id = 1 RETURNING 1
     )
-    UPDATE audit_head SET sequence = :new_sequence, hash = :new_hash, root = :new_root
-    WHERE id = 1
+    SELECT pg_notify('callguard_audit', '') FROM moved WHERE CAST(:notify AS boolean)
     """
 )
+# Sent (as the batch commits) when a batch placed events others were waiting for: each
+# process's sequencer thread LISTENs, and then asks which of its waiters' are placed.
+CHANNEL = "callguard_audit"
 _OLDEST = select(func.min(_PENDING.c.queued_at))
+_UNPLACED = select(_PENDING.c.id).where(_PENDING.c.id.in_(bindparam("ids", expanding=True)))
 
 _QUEUED = "audit_queued"  # session.info: the transaction's events, not yet written
 _AWAITING = "audit_awaiting"  # session.info: (engine, ids) committed to audit_pending
@@ -222,7 +229,7 @@ def _place(connection: Connection, own: Sequence[dict[str, Any]], *, waiting: bo
             _WRITE_BATCH,
             {column: [e[column] for e in events] for column in _EVENT_COLUMNS}
             | {"levels": [n[0] for n in nodes], "positions": [n[1] for n in nodes]}
-            | {"hashes": [n[2] for n in nodes], "ids": ids}
+            | {"hashes": [n[2] for n in nodes], "ids": ids, "notify": bool(ids)}
             | moved,
         )
     else:
@@ -248,7 +255,9 @@ def _before_commit(session: Session) -> None:
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         _place(connection, rows, waiting=False)
-    elif connection.execute(_TRY_LOCK).scalar():
+    elif not _sequencer_of(connection.engine).busy and connection.execute(_TRY_LOCK).scalar():
+        # Nobody of this process is waiting: the lock is likely free, and taking it here
+        # places this transaction's events in its own commit (no wait, no second commit).
         _place(connection, rows, waiting=True)
     else:
         now = utcnow()
@@ -286,18 +295,22 @@ class _Waiter:
 
 
 class _Sequencer:
-    """One per process and database: the thread that places what this process's
-    transactions left waiting, and wakes each of them once its events are placed.
+    """One per process and database: the thread that sees this process's waiting
+    transactions' events placed, and wakes each once its events are.
 
-    A round waits for the sequencing lock (whoever holds it — this thread in another
-    process, or a transaction placing its own — is placing events), places every waiting
-    event (any process's) and commits; then it asks which of its own waiters' events are
-    still unplaced (another process may have placed them) and wakes the others. So the
-    lock changes hands once a batch, not once a transaction, and a waiting transaction
-    sends no statement of its own. The thread has a connection of its own, outside the
-    pool the waiting transactions hold theirs from, and ends after IDLE seconds idle."""
+    A round: if the sequencing lock is free, this thread is the sequencer: it places a
+    batch of every waiting event (any process's) and commits, and knows which of its
+    waiters' events that placed. If another holds the lock (another process's sequencer,
+    or a transaction placing its own), that one is placing: this thread waits for its
+    NOTIFY (sent as a batch that placed others' events commits), or WAKE_SECONDS, then asks
+    which of its waiters' events are still unplaced, and the next round places those. So
+    the lock changes hands once a batch, a waiting transaction sends no statement of its
+    own, and a process that did not sequence pays one query a batch. The thread has
+    connections of its own, outside the pool the waiting transactions hold theirs from,
+    and ends after IDLE seconds with nothing to wait for."""
 
     IDLE = 5.0
+    WAKE_SECONDS = 0.02  # at most this long between asking, notified or not
     ATTEMPTS = 3  # failed rounds in a row before the waiters are told
 
     def __init__(self, engine: Engine) -> None:
@@ -305,6 +318,12 @@ class _Sequencer:
         self._cond = threading.Condition()
         self._waiters: dict[int, _Waiter] = {}
         self._thread: threading.Thread | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether transactions of this process are waiting: the lock is then likely held,
+        and a committing transaction need not try it."""
+        return bool(self._waiters)
 
     def wait(self, ids: Sequence[int]) -> None:
         waiter = _Waiter(set(ids))
@@ -326,7 +345,10 @@ class _Sequencer:
             raise SequencingFailed(f"events not placed: {waiter.error}") from waiter.error
 
     def _run(self) -> None:
-        engine = create_engine(self._url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+        # Two connections of its own, held for the thread's life: one to place and ask
+        # with, one that LISTENs.
+        engine = create_engine(self._url, poolclass=NullPool)
+        connections: tuple[Connection, Connection] | None = None
         failures = 0
         try:
             while True:
@@ -336,10 +358,16 @@ class _Sequencer:
                         return
                     wanted = list(self._waiters)
                 try:
-                    unplaced = self._round(engine, wanted)
+                    if connections is None:
+                        connections = self._connect(engine)
+                    unplaced = self._round(*connections, wanted)
                 except Exception as exc:  # the database, or a lost connection: try again
                     failures += 1
                     log.warning("audit_sequencing_failed", error=type(exc).__name__)
+                    if connections is not None:
+                        for connection in connections:
+                            connection.invalidate()
+                        connections = None
                     if failures >= self.ATTEMPTS:
                         self._settle(wanted, set(), exc)
                         failures = 0
@@ -348,20 +376,32 @@ class _Sequencer:
                     failures = 0
                     self._settle(wanted, unplaced, None)
         finally:
+            for connection in connections or ():
+                connection.close()
             engine.dispose()
 
     @staticmethod
-    def _round(engine: Engine, wanted: list[int]) -> set[int]:
-        """One batch; returns which of `wanted` may still be unplaced. Every wanted event
-        was committed before the round began, so the read, in id order, saw all of them:
-        those up to the newest it placed are placed (by this batch or an earlier
+    def _connect(engine: Engine) -> tuple[Connection, Connection]:
+        listener = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        listener.exec_driver_sql(f"LISTEN {CHANNEL}")
+        return engine.connect(), listener
+
+    def _round(self, connection: Connection, listener: Connection, wanted: list[int]) -> set[int]:
+        """Returns which of `wanted` may still be unplaced. Every wanted event was
+        committed before the round began, so a batch's read, in id order, saw all of
+        them: those up to the newest it placed are placed (by this batch or an earlier
         sequencer); only a full batch can leave newer ones."""
-        with engine.connect() as connection, connection.begin():
-            connection.execute(_LOCK)
-            placed = _place(connection, (), waiting=True)
-        if len(placed) < BATCH:
-            return set()
-        return {id_ for id_ in wanted if id_ > placed[-1]}
+        with connection.begin():
+            if connection.execute(_TRY_LOCK).scalar():
+                placed = _place(connection, (), waiting=True)
+                if len(placed) < BATCH:
+                    return set()
+                return {id_ for id_ in wanted if id_ > placed[-1]}
+        raw: Any = listener.connection.driver_connection
+        for _ in raw.notifies(timeout=self.WAKE_SECONDS, stop_after=1):
+            break
+        with connection.begin():
+            return set(connection.execute(_UNPLACED, {"ids": wanted}).scalars())
 
     def _settle(self, wanted: list[int], unplaced: set[int], error: Exception | None) -> None:
         with self._cond:
