@@ -62,6 +62,7 @@ from sqlalchemy.pool import NullPool
 
 from app.audit.chain import place, unsequenced
 from app.audit.merkle import Frontier, MissingNode, Node, leaf_hash
+from app.errors import Unavailable
 from app.storage.models import AuditEvent, AuditHead, AuditNode, AuditPending, table_of, utcnow
 
 log = structlog.get_logger(__name__)
@@ -281,10 +282,12 @@ def await_places(engine: Engine, ids: Sequence[int]) -> None:
     _sequencer_of(engine).wait(ids)
 
 
-class SequencingFailed(RuntimeError):
+class SequencingFailed(Unavailable):
     """Events were committed but their places could not be confirmed: the next sequencer
     places them (nothing is lost), but the transaction that wrote them cannot say they
-    are readable yet."""
+    are readable yet (503, as for the database being away)."""
+
+    code = "audit_sequencing_failed"
 
 
 class _Waiter:
