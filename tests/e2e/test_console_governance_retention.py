@@ -140,10 +140,18 @@ def test_a_failed_deletion_is_unmissable_and_a_destroyed_recording_gives_its_evi
     assert_fits(page)
     shot(page, f"gov-{width}-14-destroyed-evidence")
 
-    # Releasing the hold moves it, at once, to awaiting the next run.
+    # Releasing the hold moves it, at once, to awaiting the next run; the lists left open
+    # stay open, and the unchanged alert is not rewritten (it would be announced again).
+    alert.evaluate("node => { node.querySelector('h3').dataset.mark = 'first'; }")
     rec(page, held).get_by_role("button", name="Release case CASE-77").click()
     page.get_by_role("dialog").get_by_role("button", name="Release the hold").click()
     expect(fact(page, "Overdue")).to_have_text(
         "3 recordings: 0 kept by a legal hold, 1 failed deletion, 2 awaiting the next run"
     )
+    lists = page.locator("#retention-lists")
+    expect(lists.get_by_text("Overdue, kept by a legal hold")).to_have_count(0)
+    expect(
+        lists.locator("details[open]", has_text="Overdue, awaiting the next run (2)")
+    ).to_be_visible()
+    expect(alert.locator("h3[data-mark=first]")).to_have_count(1)
     shot(page, f"gov-{width}-15-retention-released")

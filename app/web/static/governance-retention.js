@@ -29,6 +29,10 @@ async function loadOverview() {
 function showFailures(failed) {
   const box = $("retention-failed");
   box.hidden = failed.count === 0;
+  // Rewritten only when it changes: an alert is announced again each time it is rewritten.
+  const seen = JSON.stringify(failed);
+  if (box.dataset.seen === seen) return;
+  box.dataset.seen = seen;
   if (failed.count === 0) {
     box.replaceChildren();
     return;
@@ -105,8 +109,10 @@ function notListed(bucket) {
   return [note];
 }
 
-function bucketList(title, bucket, line) {
+function bucketList(title, bucket, line, open) {
   const details = document.createElement("details");
+  details.dataset.list = title;
+  details.open = open.has(title); // a list left open stays open when the overview reloads
   const summary = document.createElement("summary");
   summary.textContent = `${title} (${bucket.count})`;
   const list = document.createElement("ul");
@@ -126,11 +132,13 @@ const named = (item) => `Recording ${short(item.recording_sid)} (${departmentNam
 
 function showLists(overview) {
   const { due, overdue, last_run: run } = overview;
+  const open = new Set([...$("retention-lists").querySelectorAll("details[open]")].map((d) => d.dataset.list));
   const lists = [];
   if (overdue.held.count) {
     lists.push(
       bucketList("Overdue, kept by a legal hold", overdue.held, (item) =>
         `${named(item)}, ${dueText(item)}: kept for case ${item.case_references.join(", case ")}.`,
+        open,
       ),
     );
   }
@@ -138,6 +146,7 @@ function showLists(overview) {
     lists.push(
       bucketList("Overdue, awaiting the next run", overdue.awaiting_run, (item) =>
         `${named(item)}, ${dueText(item)}: not held; the next retention run destroys it.`,
+        open,
       ),
     );
   }
@@ -145,6 +154,7 @@ function showLists(overview) {
     lists.push(
       bucketList("Due in the next 30 days", due["30_days"], (item) =>
         `${named(item)}: destroyed after ${when(item.destroy_after)} (${untilText(item.destroy_after)}).`,
+        open,
       ),
     );
   }
@@ -153,6 +163,7 @@ function showLists(overview) {
     lists.push(
       bucketList("Destroyed by the last run", bucket, (item) =>
         `Recording ${short(item.recording_sid)}: destroyed on ${when(item.destroyed_at)}.`,
+        open,
       ),
     );
   }

@@ -60,6 +60,7 @@ function hideGovernance() {
   recordingCards.clear();
   searched = null;
   $("more").hidden = $("retention-failed").hidden = true;
+  delete $("retention-failed").dataset.seen;
   for (const id of ["recording-list", "task-list", "retention-facts", "retention-lists"]) {
     $(id).replaceChildren();
   }
