@@ -2,7 +2,7 @@
 Chromium, Playwright) against a live `callguard serve`: a hold while a retention run holds
 the recording (409) and once destroyed (410), a disclosure of a destroyed recording, a task
 closed from another screen, an admin's read-only view, and no view at all for agents and
-supervisors. Every state is screenshotted and audited with axe."""
+supervisors. Every state is screenshotted and audited with axe, at 390 px and 1280 px."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from tests.e2e.governance_pages import (
     rec,
 )
 from tests.e2e.test_console_browser import (
-    PHONE,
     Centre,
     assert_fits,
     expect,
@@ -34,12 +33,13 @@ browser = base.browser  # the browser tests' fixtures: one Chromium, a live serv
 centre = base.centre
 
 
+@WIDTHS
 def test_a_hold_is_refused_while_retention_destroys_it_and_once_destroyed(
-    browser: Any, centre: Centre
+    browser: Any, centre: Centre, width: int
 ) -> None:
     leased = completed_recording(centre, "contact-harlow", "+447700900123")
     gone = completed_recording(centre, "contact-harlow", "+447700900124")
-    page = open_console(browser, centre, centre.user("gail", Role.GOVERNANCE), width=PHONE)
+    page = open_console(browser, centre, centre.user("gail", Role.GOVERNANCE), width=width)
     expect(page.locator("#gov-status")).to_have_text("2 recordings found, newest first.")
     # Behind the page's back: a worker leases one, the other is destroyed.
     now = datetime.now(UTC)
@@ -59,7 +59,8 @@ def test_a_hold_is_refused_while_retention_destroys_it_and_once_destroyed(
         dialog.get_by_role("button", name="Place the hold").click()
         expect(dialog.get_by_role("alert")).to_contain_text("Not placed:")
         expect(dialog.get_by_role("alert")).to_contain_text(said)
-        shot(page, f"gov-hold-refused-{'409' if sid == leased else '410'}")
+        assert_fits(page)
+        shot(page, f"gov-{width}-hold-refused-{'409' if sid == leased else '410'}")
         dialog.get_by_role("button", name="Cancel").click()
     expect(page.locator("li.task")).to_have_count(0)  # nothing was placed, nobody to tell
 
@@ -71,15 +72,20 @@ def test_a_hold_is_refused_while_retention_destroys_it_and_once_destroyed(
     form.get_by_role("button", name="Record the disclosure").click()
     expect(form.get_by_role("alert")).to_contain_text(f"Not recorded: recording {gone}")
     expect(form.get_by_role("alert")).to_contain_text("destroyed")
-    shot(page, "gov-disclosure-refused-410")
+    shot(page, f"gov-{width}-disclosure-refused-410")
     form.get_by_role("button", name="Cancel").click()
 
     page.get_by_role("button", name="Search").click()  # the list now shows the truth
     destroyed = rec(page, gone)
     expect(destroyed.locator(".destroyed")).to_contain_text("Yes, on")
+    # Marked destroyed behind the retention run's back: no evidence, and the card says so.
+    expect(destroyed.locator(".destroyed")).to_contain_text(
+        "The audit log holds no evidence from the platform for it."
+    )
     expect(destroyed.get_by_role("button", name="Place a legal hold")).to_be_hidden()
     expect(destroyed.get_by_label("Purpose")).to_be_hidden()
-    shot(page, "gov-destroyed-recording")
+    assert_fits(page)
+    shot(page, f"gov-{width}-destroyed-recording")
 
 
 @WIDTHS
@@ -95,6 +101,8 @@ def test_an_admin_sees_the_view_read_only(browser: Any, centre: Centre, width: i
     expect(card.get_by_role("button", name="Place a legal hold")).to_be_hidden()
     expect(card.get_by_role("button", name="Record a disclosure")).to_be_hidden()
     expect(page.get_by_role("heading", name="Callers to tell")).to_be_hidden()
+    expect(page.get_by_role("heading", name="Subject access")).to_be_hidden()
+    expect(page.get_by_role("heading", name="Retention at a glance")).to_be_visible()
     purposes = card.get_by_label("Purpose").locator("option").all_text_contents()
     assert purposes == [
         "Choose a purpose",
@@ -110,6 +118,7 @@ def test_an_admin_sees_the_view_read_only(browser: Any, centre: Centre, width: i
     hold = {"case_reference": "X", "reason": "y"}
     assert api_status(page, "POST", f"/recordings/{sid}/holds", hold) == 403
     assert api_status(page, "GET", "/notifications?pending=true") == 403
+    assert api_status(page, "GET", "/subject-access/bundle?phone=%2B447700900123") == 403
     card.get_by_label("Purpose").select_option(label="Investigating a complaint")
     card.get_by_role("button", name="Listen").click()
     expect(card.locator("audio")).to_be_visible()
@@ -119,22 +128,33 @@ def test_an_admin_sees_the_view_read_only(browser: Any, centre: Centre, width: i
     shot(page, f"gov-{width}-12-admin-read-only")
 
 
+@WIDTHS
 @pytest.mark.parametrize("role", [Role.AGENT, Role.SUPERVISOR])
 def test_agents_and_supervisors_never_see_the_governance_view(
-    browser: Any, centre: Centre, role: Role
+    browser: Any, centre: Centre, role: Role, width: int
 ) -> None:
     completed_recording(centre, "contact-harlow", "+447700900123")
-    page = open_console(browser, centre, centre.user("sam", role), width=PHONE)
+    page = open_console(browser, centre, centre.user("sam", role), width=width)
     expect(page.get_by_role("heading", name="live calls")).to_be_visible()
-    for name in ("Recordings", "Callers to tell", "Audit log"):
+    for name in (
+        "Retention at a glance",
+        "Recordings",
+        "Subject access",
+        "Callers to tell",
+        "Audit log",
+    ):
         expect(page.get_by_role("heading", name=name)).to_be_hidden()
     assert api_status(page, "GET", "/recordings") == 403
+    assert api_status(page, "GET", "/retention/overview") == 403
+    assert api_status(page, "GET", "/subject-access/bundle?phone=%2B447700900123") == 403
     assert api_status(page, "GET", "/audit/verify") == 403
-    shot(page, f"gov-refused-{role}")
+    assert_fits(page)
+    shot(page, f"gov-{width}-refused-{role}")
 
 
+@WIDTHS
 def test_a_task_closed_elsewhere_is_refused_with_the_apis_message(
-    browser: Any, centre: Centre
+    browser: Any, centre: Centre, width: int
 ) -> None:
     sid = completed_recording(centre, "contact-harlow", "+447700900123")
     token = centre.user("gail", Role.GOVERNANCE)
@@ -143,7 +163,7 @@ def test_a_task_closed_elsewhere_is_refused_with_the_apis_message(
     hold = {"case_reference": "INV-9", "reason": "complaint"}
     placed = httpx.post(f"{base_url}/recordings/{sid}/holds", json=hold, headers=headers)
     task_id = placed.json()["notification_id"]
-    page = open_console(browser, centre, token, width=PHONE)
+    page = open_console(browser, centre, token, width=width)
     expect(page.locator("li.task")).to_contain_text("Tell the caller on +447700900123")
     # A colleague closes it first, from another screen.
     done = {"method": "phone call"}
@@ -156,4 +176,5 @@ def test_a_task_closed_elsewhere_is_refused_with_the_apis_message(
     expect(told.get_by_role("alert")).to_have_text(
         f"Not closed: notification {task_id} was already closed."
     )
-    shot(page, "gov-task-already-closed")
+    assert_fits(page)
+    shot(page, f"gov-{width}-task-already-closed")

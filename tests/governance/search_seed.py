@@ -22,14 +22,16 @@ def add_recording(
     completed: bool = True,
     destroy_after: datetime | None = None,
     destroyed_at: datetime | None = None,
+    recording_sid: str | None = None,
 ) -> str:
     """One recording on a call of its own; completed five minutes after it started, due
-    130 days after that unless `destroy_after` says otherwise."""
+    130 days after that unless `destroy_after` says otherwise; `recording_sid` when a
+    platform holds it under that SID."""
     started_at = started_at or utcnow()
     completed_at = started_at + timedelta(minutes=5) if completed else None
     if destroy_after is None and completed_at is not None:
         destroy_after = completed_at + timedelta(days=130)
-    call_sid, sid = new_call_sid(), f"RE{uuid.uuid4().hex}"
+    call_sid, sid = new_call_sid(), recording_sid or f"RE{uuid.uuid4().hex}"
     with unit_of_work(services.sessions) as session:
         call = Call(
             call_sid=call_sid,

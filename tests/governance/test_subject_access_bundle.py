@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tempfile
 import tracemalloc
 import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
+from html import escape
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.callers.numbers import vault
 from app.callers.sar_bundle import bundle, write_bundle
+from app.callers.sar_summary import when
 from app.callers.subject_access import gather
 from app.platforms.simulator.media import silent_wav
 from app.recording_policy.engine import Reason
@@ -117,6 +120,18 @@ def test_bundle_holds_the_audio_that_exists_a_plain_summary_and_the_export(
     assert "+447700900999" not in summary  # somebody else's call is not there
     for sid in (made["kept"], made["destroyed"], made["lost"]):
         assert f"Recording {sid}" in summary
+    # Every call is named, one heading each in the export's order, the call to a department
+    # that is not recorded included (with no recording under it).
+    headings = re.findall(r"<h2>(.*?)</h2>", summary)
+    assert headings == [f"Call on {escape(when(c['started_at']))}" for c in exported["calls"]]
+    [planning] = [c for c in exported["calls"] if c["call_sid"] == made["planning"]]
+    assert planning["recordings"] == []
+    sections = summary.split("<section>")[1:]
+    assert len(sections) == len(exported["calls"])
+    planning_section = sections[exported["calls"].index(planning)]
+    assert "<dt>Recorded</dt><dd>No</dd>" in planning_section
+    assert "<dt>Department</dt><dd>Planning</dd>" in planning_section
+    assert "<h3>" not in planning_section
 
     # Logged once, with what the bundle holds, never the number.
     event, _json_export = events(services, "subject_access.exported")

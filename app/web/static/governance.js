@@ -1,9 +1,11 @@
 "use strict";
-// The information-governance officer's view: recordings found by number, department or
-// hold; legal holds, listening for a purpose, disclosures and each call's event timeline.
-// Uses api(), $, departmentName() and REASONS from console.js (loaded first). An admin sees
-// it read-only: only what the API lets an admin do is offered (search, listen for a review
-// purpose, timelines); holds and disclosures are governance-only there.
+// The information-governance officer's view: recordings found by number, department, hold
+// and completion date, 50 a page (More follows the API's cursor); legal holds and listening
+// for a purpose. Uses api(), $, short(), departmentName() from console.js (loaded first);
+// the timeline and the destruction evidence are in governance-history.js, the other
+// sections in governance-tasks.js, governance-retention.js and governance-sar.js. An admin
+// sees it read-only: only what the API lets an admin do is offered (search, listen for a
+// review purpose, timelines, retention at a glance); the rest is governance-only there.
 
 // The purposes each role may listen for (app/retention/access.py; the API refuses others).
 const REVIEW = ["quality_monitoring", "complaint", "staff_safety"];
@@ -22,6 +24,8 @@ const isGovernance = () => me && me.role === "governance";
 const recordingCards = new Map(); // recording_sid -> {element, recording}
 let dialogRecording = null; // the card a dialog acts on
 let releasing = null; // {card, hold}
+// The search the list shows: {query, next (the API's cursor of the page after), shown, busy}.
+let searched = null;
 
 function when(iso) {
   if (!iso) return "";
@@ -36,26 +40,59 @@ function untilText(iso) {
 }
 
 function showGovernance() {
-  $("governance").hidden = $("audit").hidden = false;
-  $("tasks").hidden = !isGovernance(); // the notifications routes are governance-only
+  $("governance").hidden = $("audit").hidden = $("retention").hidden = false;
+  // The notifications and subject-access routes are governance-only.
+  $("tasks").hidden = $("subject-access").hidden = !isGovernance();
   $("read-only-note").hidden = isGovernance();
   $("search-department").replaceChildren(
     new Option("Any department", ""),
     ...departments.map((d) => new Option(d.name, d.id)),
   );
   searchRecordings();
+  loadOverview(); // governance-retention.js
   if (isGovernance()) loadTasks(); // governance-tasks.js
 }
 
 function hideGovernance() {
-  for (const id of ["governance", "tasks", "audit"]) $(id).hidden = true;
+  for (const id of ["retention", "governance", "subject-access", "tasks", "audit"]) {
+    $(id).hidden = true;
+  }
   recordingCards.clear();
-  $("recording-list").replaceChildren();
-  $("task-list").replaceChildren();
-  for (const id of ["gov-status", "tasks-status", "verify-result"]) $(id).textContent = "";
+  searched = null;
+  $("more").hidden = $("retention-failed").hidden = true;
+  delete $("retention-failed").dataset.seen;
+  for (const id of ["recording-list", "task-list", "retention-facts", "retention-lists"]) {
+    $(id).replaceChildren();
+  }
+  for (const form of ["search-form", "sar-form"]) $(form).reset();
+  const texts = ["gov-status", "tasks-status", "verify-result", "retention-status", "sar-error", "sar-status"];
+  for (const id of texts) $(id).textContent = "";
 }
 
 // -- the recordings list -----------------------------------------------------------------
+
+// A date field's day in this browser's zone, as the instants the API compares completed_at
+// with: `from` is that day's first moment; `to` (inclusive in the API) its last microsecond,
+// written out by hand because a Date stops at milliseconds.
+function dayStart(day) {
+  return new Date(`${day}T00:00:00`);
+}
+
+function dayBounds() {
+  const from = $("search-from").value;
+  const to = $("search-to").value;
+  if (from && to && dayStart(from) > dayStart(to)) {
+    return { problem: "Completed on or after: must not be later than “completed on or before”." };
+  }
+  const bounds = {};
+  if (from) bounds.from = dayStart(from).toISOString();
+  if (to) {
+    const next = dayStart(to);
+    next.setDate(next.getDate() + 1);
+    bounds.to = new Date(next - 1).toISOString().replace(/\.999Z$/, ".999999Z");
+  }
+  return bounds;
+}
 
 async function searchRecordings(event) {
   if (event) event.preventDefault();
@@ -64,20 +101,63 @@ async function searchRecordings(event) {
   if (phone) query.set("phone", phone);
   if ($("search-department").value) query.set("department", $("search-department").value);
   if ($("search-held").value) query.set("held", $("search-held").value);
+  const bounds = dayBounds();
+  if (bounds.problem) {
+    $("gov-status").textContent = bounds.problem;
+    $("search-from").focus();
+    return;
+  }
+  for (const name of ["from", "to"]) if (bounds[name]) query.set(name, bounds[name]);
   $("gov-status").textContent = "Searching…";
-  let items;
+  let page;
   try {
-    ({ items } = await api("GET", `/recordings?${query}`));
+    page = await api("GET", `/recordings?${query}`);
   } catch (error) {
     if (error.status !== 401) $("gov-status").textContent = `Search refused: ${error.message}`;
     return;
   }
   recordingCards.clear();
-  $("recording-list").replaceChildren(...items.map((r) => createRecordingCard(r).element));
+  searched = { query, next: page.next, shown: page.items.length };
+  $("recording-list").replaceChildren(...page.items.map((r) => createRecordingCard(r).element));
+  showPaging();
+}
+
+// The next page of the same search (the API's `next` cursor; 50 a page, its default).
+async function moreRecordings() {
+  const current = searched;
+  if (!current || !current.next || current.busy) return; // one page at a time, never twice
+  const query = new URLSearchParams(current.query);
+  query.set("cursor", current.next);
+  $("gov-status").textContent = "Loading older recordings…";
+  current.busy = true;
+  let page;
+  try {
+    page = await api("GET", `/recordings?${query}`);
+  } catch (error) {
+    if (error.status !== 401) $("gov-status").textContent = `More refused: ${error.message}`;
+    return;
+  } finally {
+    current.busy = false;
+  }
+  if (searched !== current) return; // a new search has replaced the list meanwhile
+  const cards = page.items.map((r) => createRecordingCard(r));
+  $("recording-list").append(...cards.map((card) => card.element));
+  searched.next = page.next;
+  searched.shown += page.items.length;
+  showPaging();
+  // The keyboard carries on from the first new card (More, if any, follows the last).
+  if (cards.length) cards[0].element.querySelector("article").focus();
+}
+
+function showPaging() {
+  const { next, shown } = searched;
+  $("more").hidden = !next;
   $("gov-status").textContent =
-    items.length === 0
+    shown === 0
       ? "No recordings match."
-      : `${items.length} recording${items.length === 1 ? "" : "s"} found, newest first.`;
+      : next
+        ? `${shown} recordings shown, newest first: More shows older ones.`
+        : `${shown} recording${shown === 1 ? "" : "s"} found, newest first.`;
 }
 
 function createRecordingCard(recording) {
@@ -93,7 +173,7 @@ function createRecordingCard(recording) {
   q(".place-hold").addEventListener("click", () => openHold(card));
   q(".disclose").addEventListener("click", () => openDisclose(card));
   q(".listen-go").addEventListener("click", () => listen(card));
-  q(".timeline").addEventListener("click", () => toggleRecordingTimeline(card));
+  q(".timeline").addEventListener("click", () => toggleRecordingTimeline(card)); // governance-history.js
   recordingCards.set(recording.recording_sid, card);
   fillRecording(card, recording);
   return card;
@@ -103,10 +183,12 @@ function fillRecording(card, recording) {
   card.recording = recording;
   const q = (selector) => card.element.querySelector(selector);
   const sid = recording.recording_sid;
-  q("article").setAttribute("aria-label", `Recording ${short(sid)}`);
   const name = document.createElement("span");
   name.className = "title-call"; // "recording …b67e6f" is never split across lines
   name.textContent = `recording ${short(sid)}`;
+  // The card's one title: the article is named by this heading (aria-labelledby).
+  q(".title").id = `title-${sid}`;
+  q("article").setAttribute("aria-labelledby", q(".title").id);
   q(".title").replaceChildren(`${departmentName(recording.department)} — `, name);
   q(".completed").textContent = recording.completed_at
     ? when(recording.completed_at)
@@ -116,9 +198,8 @@ function fillRecording(card, recording) {
       ? when(recording.destroy_after)
       : `${when(recording.destroy_after)} (${untilText(recording.destroy_after)})`
     : "Not set until the recording completes";
-  q(".destroyed").textContent = recording.destroyed_at
-    ? `Yes, on ${when(recording.destroyed_at)} (the platform showed it gone; see the timeline)`
-    : "No";
+  q(".destroyed").textContent = recording.destroyed_at ? `Yes, on ${when(recording.destroyed_at)}` : "No";
+  if (recording.destroyed_at) showDestruction(card); // governance-history.js: its evidence
   const active = recording.holds.filter((h) => h.active);
   q(".holds-summary").textContent =
     active.length === 0
@@ -152,7 +233,7 @@ function holdItem(card, hold) {
 async function refreshRecording(card) {
   const recording = await api("GET", `/recordings/${encodeURIComponent(card.recording.recording_sid)}`);
   fillRecording(card, recording);
-  if (card.eventsOpen) await loadRecordingEvents(card);
+  if (card.eventsOpen) await loadRecordingEvents(card); // governance-history.js
 }
 
 function outcomeOf(card, text) {
@@ -197,6 +278,7 @@ async function placeHold(event) {
     );
     await refreshRecording(card);
     loadTasks(); // governance-tasks.js: the new caller to tell
+    loadOverview(); // governance-retention.js: it is held now
   } catch (error) {
     if (error.status === 401) return;
     const why =
@@ -234,6 +316,7 @@ async function releaseHold(event) {
     $("release-dialog").close();
     outcomeOf(card, `Hold for case ${hold.case_reference} released. ${$("release-consequence").textContent}`);
     await refreshRecording(card);
+    loadOverview(); // governance-retention.js
   } catch (error) {
     if (error.status !== 401) $("release-error").textContent = `Not released: ${error.message}.`;
     return;
@@ -267,37 +350,10 @@ async function listen(card) {
   }
 }
 
-// -- the call's event timeline -----------------------------------------------------------
-
-async function toggleRecordingTimeline(card) {
-  card.eventsOpen = !card.eventsOpen;
-  card.element.querySelector(".timeline").setAttribute("aria-expanded", String(card.eventsOpen));
-  card.element.querySelector(".events").hidden = !card.eventsOpen;
-  if (card.eventsOpen) await loadRecordingEvents(card);
-}
-
-async function loadRecordingEvents(card) {
-  const call = encodeURIComponent(card.recording.call_sid);
-  let items;
-  try {
-    ({ items } = await api("GET", `/audit?call_sid=${call}`));
-  } catch (error) {
-    if (error.status !== 401) outcomeOf(card, `Timeline not loaded: ${error.message}.`);
-    return;
-  }
-  card.element.querySelector(".events").replaceChildren(
-    ...items.map((event) => {
-      const item = document.createElement("li");
-      const reasons = event.reasons.map((code) => REASONS[code] || code).join("; ");
-      item.textContent = `${when(event.occurred_at)} ${event.type} by ${event.actor}${reasons ? ` — ${reasons}` : ""}`;
-      return item;
-    }),
-  );
-}
-
 // -- wiring ----------------------------------------------------------------------------------
 
 $("search-form").addEventListener("submit", searchRecordings);
+$("more").addEventListener("click", moreRecordings);
 $("hold-form").addEventListener("submit", placeHold);
 $("release-form").addEventListener("submit", releaseHold);
 for (const id of ["hold-dialog", "release-dialog", "disclose-dialog", "told-dialog"]) {
