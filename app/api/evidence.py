@@ -12,29 +12,26 @@ count says how busy the log is, as Certificate Transparency's public logs do."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from tempfile import SpooledTemporaryFile
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, StringConstraints
-from starlette.background import BackgroundTask
 
 from app.api.deps import ServicesDep, Sid, require
+from app.api.downloads import built_zip
 from app.api.errors import error_responses
 from app.audit import tree
 from app.audit.checkpoint import signed_head, signing_key
 from app.errors import Unavailable
 from app.evidence.pack import CASE_REFERENCE, write_pack
 from app.people.users import Role
-from app.retention.media import CHUNK
 from app.storage.db import read_only_session
 from app.storage.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["evidence"])
 
 Size = Annotated[int, Query(ge=0, le=2**63 - 1)]  # SQLite's integers
-PACK_IN_MEMORY = 1024 * 1024
 
 
 def _key(services: ServicesDep) -> Any:
@@ -95,11 +92,10 @@ def evidence_pack(
     services: ServicesDep,
 ) -> StreamingResponse:
     """An evidence pack of the recording for a case (app/evidence/pack.py), built whole
-    before the first byte is sent: a failure is a clean error, never half a ZIP."""
+    before the first byte is sent (app/api/downloads.py): never half a ZIP."""
     key = _key(services)
-    spool = SpooledTemporaryFile(max_size=PACK_IN_MEMORY)  # noqa: SIM115 (closed after)
-    try:
-        write_pack(
+    return built_zip(
+        lambda file: write_pack(
             services.engine,
             services.sessions,
             services.media,
@@ -107,20 +103,7 @@ def evidence_pack(
             recording_sid,
             body.case_reference,
             user.name,
-            spool,
-        )
-        size = spool.tell()
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    return StreamingResponse(
-        iter(lambda: spool.read(CHUNK), b""),
-        media_type="application/zip",
-        headers={
-            "Content-Length": str(size),
-            "Cache-Control": "no-store",
-            "Content-Disposition": f'attachment; filename="evidence-{recording_sid}.zip"',
-        },
-        background=BackgroundTask(spool.close),
+            file,
+        ),
+        f"evidence-{recording_sid}.zip",
     )

@@ -3,7 +3,6 @@ for a purpose and its media link, disclosures, callers to be told, subject acces
 
 from __future__ import annotations
 
-from tempfile import SpooledTemporaryFile
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query
@@ -12,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
 from app.api.deps import AnyRole, GovernancePlus, ServicesDep, Sid, require
+from app.api.downloads import built_zip
 from app.api.errors import ErrorBody, error_responses
 from app.callers.numbers import vault
 from app.callers.sar_bundle import bundle
@@ -21,7 +21,7 @@ from app.retention import holds, notifications, search
 from app.retention.access import MEDIA_PATH, Purpose, grant_access, log_media_fetched, redeem
 from app.retention.disclosures import disclosure_object, record_disclosure
 from app.retention.fingerprints import checked
-from app.retention.media import CHUNK, WAV, single_range
+from app.retention.media import WAV, single_range
 from app.retention.overview import overview
 from app.storage.db import unit_of_work
 from app.storage.models import Call, User
@@ -250,10 +250,6 @@ def subject_access(
         )
 
 
-# A bundle this small stays in memory; a larger one rolls over to an unnamed temporary file.
-BUNDLE_IN_MEMORY = 1024 * 1024
-
-
 @router.get(
     "/subject-access/bundle",
     response_class=StreamingResponse,
@@ -264,33 +260,19 @@ def subject_access_bundle(
     user: Governance,
     services: ServicesDep,
 ) -> StreamingResponse:
-    """The ZIP is built whole before the first byte is sent, in a spooled temporary file:
-    a platform failing mid-way is then a clean 502 rather than a truncated download, and
-    the export is logged only once the bundle is complete (app/callers/sar_bundle.py)."""
+    """The ZIP is built whole before the first byte is sent (app/api/downloads.py): a
+    platform failing mid-way is a clean 502, and the export is logged only once the
+    bundle is complete (app/callers/sar_bundle.py)."""
     settings = services.settings
-    spool = SpooledTemporaryFile(max_size=BUNDLE_IN_MEMORY)  # noqa: SIM115 (closed after)
-    try:
-        bundle(
+    return built_zip(
+        lambda file: bundle(
             services.sessions,
             vault(settings.number_key),
             services.media,
             phone,
             settings.default_region,
             user.name,
-            spool,
-        )
-        size = spool.tell()
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    return StreamingResponse(
-        iter(lambda: spool.read(CHUNK), b""),
-        media_type="application/zip",
-        headers={
-            "Content-Length": str(size),
-            "Cache-Control": "no-store",
-            "Content-Disposition": 'attachment; filename="subject-access.zip"',
-        },
-        background=BackgroundTask(spool.close),
+            file,
+        ),
+        "subject-access.zip",
     )
