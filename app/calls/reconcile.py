@@ -59,6 +59,7 @@ _EVENTS = {
 class Action:
     kind: Kind
     recording_sid: str | None = None
+    segment_sid: str | None = None  # where a start records (None: the call itself)
 
 
 @dataclass
@@ -294,7 +295,7 @@ class Reconciler:
 
     def _perform(self, call_sid: str, action: Action) -> RecordingInfo:
         if action.kind == "start":
-            return self.provider.start_recording(call_sid)
+            return self.provider.start_recording(call_sid, action.segment_sid or call_sid)
         assert action.recording_sid is not None
         operation = {
             "pause": self.provider.pause_recording,

@@ -36,6 +36,11 @@ class PhonePlatform(Protocol):
     # A regular expression for the ids of calls and recordings in the people's API paths.
     id_pattern: str
 
+    def check_settings(self, settings: Settings) -> None:
+        """Refuse (SettingsError, naming the variable) a setting of its own that is missing
+        or malformed, before anything serves."""
+        ...
+
     def client(self, settings: Settings) -> Any:
         """The platform's own API client (tests inject theirs into build_services)."""
         ...

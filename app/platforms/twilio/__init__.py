@@ -29,6 +29,9 @@ class TwilioPlatform:
     name = "twilio"
     id_pattern = r"[A-Za-z0-9]{2,64}"
 
+    def check_settings(self, settings: Settings) -> None:
+        """Twilio's are in app/config.py, checked as the settings load."""
+
     def client(self, settings: Settings) -> Any:
         from app.platforms.twilio.rest import TwilioProvider
 
