@@ -6,8 +6,10 @@
 * resume  ResumeContactRecording;  stop  StopContactRecording.
 
 Each is confirmed by Connect's answer (an empty 200); the recording's sid is its contact's
-ContactId and the call's is the chain's InitialContactId (CONTRACT.md). Stored recordings
-(fetch, delete) are the S3 store's (storage.py).
+ContactId and the call's is the chain's InitialContactId (CONTRACT.md). A suspend or stop
+refused because the contact has already ended (DescribeContact says so) is confirmed as
+stopped: the recording ended with its contact. Stored recordings (fetch, delete) are the
+S3 store's (storage.py).
 
 StartContactRecording is one-time per contact. callguard never asks twice for a contact it
 knows it recorded (app/calls/reconcile.py); a second start happens only after the answer
@@ -114,7 +116,14 @@ class ConnectCalls:
     ) -> RecordingInfo:
         try:
             operation(**self._ids(call_sid, recording_sid))
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            ended = verb != "resume" and error_code(exc) == "InvalidRequestException"
+            if not (ended and not self._live(recording_sid)):
+                raise provider_error(f"{verb} recording", exc) from exc
+            # Its contact has ended, and its recording with it: nothing more is recorded,
+            # which is what a suspend or a stop asks for.
+            return RecordingInfo(recording_sid, call_sid, RecordingStatus.STOPPED)
+        except BotoCoreError as exc:
             raise provider_error(f"{verb} recording", exc) from exc
         return RecordingInfo(recording_sid, call_sid, self._STATUS[verb])
 
