@@ -56,3 +56,37 @@ def test_no_region_is_refused_naming_aws_region(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     with pytest.raises(SettingsError, match="AWS_REGION"):
         make_clients()
+
+
+def test_boto3_reaches_the_endpoints_aws_variables_name(
+    monkeypatch: pytest.MonkeyPatch, connect_server, s3_endpoint: str, tmp_path
+) -> None:
+    """CONTRACT.md: AWS_ENDPOINT_URL_CONNECT and AWS_ENDPOINT_URL_S3, boto3's own names."""
+    from app.platforms import platform_named
+
+    instance = connect_server.add_instance()
+    connect_server.add_queue(instance.id, "planning")
+    for name, value in connect_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    monkeypatch.setenv("CALLGUARD_CONNECT_INSTANCE_ID", instance.arn)
+    monkeypatch.setenv("CALLGUARD_CONNECT_TOKEN", TOKEN)
+    settings = load_settings(provider="connect", database_url=f"sqlite:///{tmp_path}/x.db")
+    platform = platform_named("connect")
+    platform.check_settings(settings)
+    client = platform.client(settings)
+    assert client.instance_id == instance.id
+    assert client.queues.refresh() == 1
+    assert client.aws.s3.meta.endpoint_url == s3_endpoint
+    assert platform.webhook_secret(settings) == TOKEN
+
+
+def test_the_cli_refuses_a_missing_connect_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    monkeypatch.setenv("CALLGUARD_PROVIDER", "connect")
+    result = CliRunner().invoke(cli, ["migrate"])
+    assert result.exit_code == 2
+    assert "CALLGUARD_CONNECT_INSTANCE_ID: required" in result.output
