@@ -20,6 +20,7 @@ from app.config import Settings
 from app.retention.media import MediaSource
 
 if TYPE_CHECKING:
+    from app.platforms.simulation import Simulate
     from app.runtime.services import Services
 
 
@@ -68,3 +69,8 @@ class PhonePlatform(Protocol):
         ...
 
     def workers(self, services: Services) -> list[Worker]: ...
+
+    def simulation(self) -> Simulate | None:
+        """How `callguard simulate` plays this platform against a running service (None:
+        it cannot without a real account)."""
+        ...

@@ -102,8 +102,8 @@ class FakeConnectServer:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> None:
-        self.endpoint_url = self._loopback.start()
+    def start(self, port: int = 0) -> None:
+        self.endpoint_url = self._loopback.start(port)
         self.reset()
 
     def stop(self) -> None:

@@ -32,6 +32,7 @@ from app.retention.media import MediaSource
 
 if TYPE_CHECKING:
     from app.platforms.base import Worker
+    from app.platforms.simulation import Simulate
     from app.runtime.services import Services
 
 FINDER_SECONDS = 20.0
@@ -42,7 +43,10 @@ class ConnectPlatform:
     id_pattern = UUID
 
     def check_settings(self, settings: Settings) -> None:
+        from app.platforms.connect.aws import region
+
         load_connect_settings()
+        region()
 
     def client(self, settings: Settings) -> Any:
         from app.platforms.connect.client import build_client
@@ -85,6 +89,11 @@ class ConnectPlatform:
             Periodic("connect-recordings", FINDER_SECONDS, completions(services).sweep),
             Periodic("connect-queues", REFRESH, connect_of(services).queues.refresh),
         ]
+
+    def simulation(self) -> Simulate | None:
+        from app.platforms.connect.simulate import run
+
+        return run
 
 
 PLATFORM = ConnectPlatform()

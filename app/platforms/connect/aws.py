@@ -17,6 +17,7 @@ Errors (`provider_error`), for the reconciler's retries and the sweep:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,6 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
-    NoRegionError,
     ParamValidationError,
     PartialCredentialsError,
 )
@@ -57,19 +57,28 @@ class AwsClients:
     s3: Any
 
 
+def region(session: Any | None = None) -> str:
+    """AWS_REGION (CONTRACT.md's name, which the AWS SDKs share), else boto3's own chain
+    (AWS_DEFAULT_REGION, the profile's config)."""
+    found = os.environ.get("AWS_REGION") or (session or boto3.session.Session()).region_name
+    if not found:
+        raise SettingsError(
+            "AWS_REGION: required when CALLGUARD_PROVIDER=connect (the instance's region)"
+        )
+    return str(found)
+
+
 def make_clients(session: Any | None = None) -> AwsClients:
     """boto3 clients with AWS's standard configuration and no retries of their own."""
     session = session or boto3.session.Session()
+    where = region(session)
     once = {"total_max_attempts": 1, "mode": "standard"}
-    try:
-        return AwsClients(
-            connect=session.client("connect", config=Config(retries=once, **CONNECT_TIMEOUTS)),
-            s3=session.client("s3", config=Config(retries=once, **S3_TIMEOUTS)),
-        )
-    except NoRegionError:
-        raise SettingsError(
-            "AWS_REGION: required when CALLGUARD_PROVIDER=connect (the instance's region)"
-        ) from None
+    return AwsClients(
+        connect=session.client(
+            "connect", region_name=where, config=Config(retries=once, **CONNECT_TIMEOUTS)
+        ),
+        s3=session.client("s3", region_name=where, config=Config(retries=once, **S3_TIMEOUTS)),
+    )
 
 
 def error_code(exc: ClientError) -> str:

@@ -22,6 +22,7 @@ from app.retention.media import MediaSource
 
 if TYPE_CHECKING:
     from app.platforms.base import Worker
+    from app.platforms.simulation import Simulate
     from app.runtime.services import Services
 
 
@@ -75,6 +76,9 @@ class TwilioPlatform:
 
     def workers(self, services: Services) -> list[Worker]:
         return []
+
+    def simulation(self) -> Simulate | None:
+        return None  # a real account's calls are real: see the simulator
 
 
 PLATFORM = TwilioPlatform()
