@@ -328,7 +328,9 @@ class CallEvents:
             recording = session.get(Recording, recording_sid)
             created = recording is None
             if recording is None:
-                recording = new_recording(session, call, recording_sid, RECORDING_STARTED)
+                recording = new_recording(
+                    session, call, recording_sid, RECORDING_STARTED, event.segment_sid
+                )
             if recording.status in RECORDING_ENDINGS:
                 audit.append(
                     session,

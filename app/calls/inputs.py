@@ -67,7 +67,8 @@ RECORDING_ENDINGS = ("completed", "absent", "failed")
 
 @dataclass(frozen=True)
 class RecordingReported:
-    """A recording started (`in-progress`) or ended (`completed`, `absent`, `failed`)."""
+    """A recording started (`in-progress`) or ended (`completed`, `absent`, `failed`);
+    `segment_sid`: the segment it records, where the platform names segments."""
 
     call_sid: str
     recording_sid: str
@@ -77,6 +78,7 @@ class RecordingReported:
     media_url: str | None
     error_code: int | None
     delivery: Delivery
+    segment_sid: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.config import FailSafe
 from app.storage.db import make_engine, make_session_factory
 from tests.connect_fake.callguard import FALLBACK, ConnectCallguard
 
@@ -95,3 +96,27 @@ def test_a_transfer_while_the_database_was_down_is_the_calls_segment_afterwards(
     assert (call.segment_sid, call.department, call.desired) == (moved.id, FALLBACK, "off")
     assert cg.recording_state(first) == "STOPPED"
     assert cg.recording_state(moved) is None
+
+
+def test_with_fail_safe_record_the_outage_recording_is_tracked_once_the_database_is_back(
+    connect_callguard: ConnectCallguard,
+) -> None:
+    cg = connect_callguard
+    settings = cg.services.calls.settings
+    cg.services.calls.settings = settings.model_copy(update={"fail_safe": FailSafe.RECORD})
+    contact = cg.new_call()
+    with database_down(cg):
+        answer = cg.answer(contact)
+    assert (answer["queue"], answer["recorded"]) == (FALLBACK, "true")
+    assert "may be recorded" in answer["prompt"]
+    assert cg.recording_state(contact) == "RECORDING"  # started without the database
+    cg.services.replayer.run_once()
+    [recording] = cg.recordings(contact.id)
+    assert (recording.segment_sid, recording.department) == (contact.id, "unknown")
+    # Now callguard decides again: no department was chosen, so it is stopped; it is
+    # found and dated (the longest retention: nobody chose a department) like any other.
+    assert cg.recording_state(contact) == "STOPPED"
+    cg.hang_up(contact)
+    cg.event(contact, "DISCONNECTED")
+    [recording] = cg.recordings(contact.id)
+    assert recording.status == "completed" and recording.retention == "P2Y130D"

@@ -11,10 +11,16 @@ from datetime import UTC, datetime
 import structlog
 
 from app.calls.answers import FALLBACK_QUEUE
-from app.calls.inputs import Delivery, SegmentArrived
+from app.calls.inputs import RECORDING_STARTED, Delivery, RecordingReported, SegmentArrived
 from app.calls.journal import Entry
 from app.platforms.connect import contact_events, flow
-from app.platforms.connect.webhooks import EVENTS_PATH, FLOW_PATH, apply_event, connect_of
+from app.platforms.connect.webhooks import (
+    EVENTS_PATH,
+    FAIL_SAFE_RECORDING,
+    FLOW_PATH,
+    apply_event,
+    connect_of,
+)
 from app.runtime.services import Services
 
 log = structlog.get_logger(__name__)
@@ -28,7 +34,10 @@ def replay(services: Services, entry: Entry) -> None:
         if event is not None:
             apply_event(services, event)
     elif entry.path == FLOW_PATH:
-        _flow(services, flow.parse(entry.form, instance), received)
+        call = flow.parse(entry.form, instance)
+        if entry.form.get(FAIL_SAFE_RECORDING):
+            _recorded(services, call)
+        _flow(services, call, received)
     else:
         log.warning("journal_entry_unknown_path", path=entry.path, entry=entry.name)
 
@@ -59,3 +68,21 @@ def _flow(services: Services, call: flow.FlowCall, received: datetime) -> None:
             received,
             segment_sid=call.contact_id,
         )
+
+
+def _recorded(services: Services, call: flow.FlowCall) -> None:
+    """The fail-safe answer started recording the contact (CALLGUARD_FAIL_SAFE=record):
+    tracked from now on, so it is decided, found and destroyed like any other."""
+    services.calls.recording_reported(
+        RecordingReported(
+            call_sid=call.initial_id,
+            recording_sid=call.contact_id,
+            status=RECORDING_STARTED,
+            duration_seconds=None,
+            started_at=None,
+            media_url=None,
+            error_code=None,
+            delivery=Delivery(f"fail-safe-recording:{call.contact_id}"),
+            segment_sid=call.contact_id,
+        )
+    )

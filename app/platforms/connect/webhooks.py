@@ -39,6 +39,9 @@ TOKEN_HEADER = "X-Callguard-Token"  # noqa: S105  (a header name, not a secret)
 FLOW_PATH = "/webhooks/connect/flow"
 EVENTS_PATH = "/webhooks/connect/events"
 ANSWER = "application/json"
+# Marks a journalled flow call whose fail-safe answer started a recording (CALLGUARD_FAIL_SAFE
+# =record): the replay makes callguard track it like any other.
+FAIL_SAFE_RECORDING = "callguard_fail_safe_recording"
 
 
 async def authenticated(request: Request, services: ServicesDep) -> Any:
@@ -81,16 +84,19 @@ def _durably(
     except DataError:
         raise  # a value the database cannot hold: the content's fault, a 400 (errors.py)
     except DBAPIError as exc:
+        answer = fallback()  # first: it may start a recording the journal must name
+        if getattr(request.state, "fail_safe_recording", False):
+            payload = {**payload, FAIL_SAFE_RECORDING: True}
         try:
             services.journal.append(request.url.path, payload, None)
         except OSError:
             log.exception("journal_write_failed", path=request.url.path)
             if request.url.path == FLOW_PATH:
-                return fallback()  # a caller is waiting: the fail-safe all the same
+                return answer  # a caller is waiting: the fail-safe all the same
             raise  # nowhere to keep it: 503, so EventBridge sends it again
         request.state.webhook_outcome = "journaled"
         log.error("database_unavailable_journaled", path=request.url.path, error=type(exc).__name__)
-        return fallback()
+        return answer
 
 
 def _answered(reply: Reply, request: Request) -> Response:
@@ -133,6 +139,13 @@ def flow_call(request: Request, payload: Payload, services: ServicesDep) -> Resp
     def fail_safe() -> Response:
         # Nothing can be logged without the database, so only CALLGUARD_FAIL_SAFE decides.
         record = services.calls.fail_safe_records
+        if record:
+            try:
+                services.reconciler.provider.start_recording(call.initial_id, call.contact_id)
+            except ProviderError as exc:
+                log.warning("fail_safe_recording_not_started", error=str(exc))
+                record = False
+            request.state.fail_safe_recording = record
         return Response(connect.answers.fail_safe(record), media_type=ANSWER)
 
     return _durably(request, payload, services, handle, fail_safe)
