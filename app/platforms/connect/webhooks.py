@@ -54,7 +54,7 @@ async def authenticated(request: Request, services: ServicesDep) -> Any:
         raise Forbidden(f"bad {TOKEN_HEADER}")
     try:
         return json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nested past any Connect's
         raise BadRequest("the body is not JSON") from None
 
 
