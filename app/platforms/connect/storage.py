@@ -18,7 +18,6 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy import select
-from sqlalchemy.pool import NullPool
 
 from app.calls.provider import ProviderError, RecordingInfo, RecordingStatus
 from app.platforms.connect.aws import provider_error
@@ -39,8 +38,8 @@ class Locations:
 
     def of(self, recording_sid: str) -> list[tuple[str, str]]:
         if self._engine is None:
-            # Retention and media only: a connection per lookup is enough.
-            self._engine = make_engine(self.database_url, poolclass=NullPool)
+            # Retention and media only: a small pool of its own.
+            self._engine = make_engine(self.database_url, pool_size=1, max_overflow=3)
         with read_only_session(self._engine) as session:
             stored = session.scalar(
                 select(Recording.media_url).where(Recording.recording_sid == recording_sid)
