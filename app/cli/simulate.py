@@ -47,8 +47,10 @@ def simulate(
     ] = None,
     url: Annotated[str | None, typer.Option(help="the service; default PUBLIC_BASE_URL")] = None,
 ) -> None:
-    """Drive a call against a running service as the platform would (signed webhooks), and
-    print what the caller heard, the platform commands, the decisions and the audit events.
+    """Drive a call against a running service as the configured platform would
+    (CALLGUARD_PROVIDER: the simulator's signed webhooks, or another platform's calls
+    against its local stand-in), and print what the caller heard, the platform commands,
+    the decisions and the audit events.
 
     Scenarios: inbound (a caller dials and is queued); payment (the agent pauses for a card
     payment, then ends it); opt-out (the agent records the caller's opt-out); transfer (to
