@@ -19,6 +19,11 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 VAR_DIR = Path("var")
+# The phone platforms installed: one package each under app/platforms/ (listed, not
+# imported: they import these settings).
+PLATFORM_NAMES = frozenset(
+    p.parent.name for p in (Path(__file__).parent / "platforms").glob("*/__init__.py")
+)
 DEV_NUMBER_KEY = "callguard-development-number-key-not-for-production"
 
 
@@ -40,7 +45,7 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite:///{VAR_DIR}/callguard.db"
     policy_file: Path | None = None
     fail_safe: FailSafe = FailSafe.NO_RECORD
-    provider: Literal["twilio", "simulator"] = "simulator"
+    provider: str = "simulator"
     public_base_url: str = "http://127.0.0.1:8000"
     twilio_account_sid: str | None = Field(
         default=None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID")
@@ -71,6 +76,13 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("provider")
+    @classmethod
+    def _known_platform(cls, value: str) -> str:
+        if value not in PLATFORM_NAMES:
+            raise ValueError(f"must be one of {', '.join(sorted(PLATFORM_NAMES))}")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -24,7 +24,11 @@ from app.runtime.services import Services, build_services
 from app.storage import migrate
 from tests.factories import Platform
 
-pytest_plugins = ["tests.twilio_fake.fixtures", "tests.connect_fake.fixtures"]
+pytest_plugins = [
+    "tests.twilio_fake.fixtures",
+    "tests.connect_fake.fixtures",
+    "tests.connect_fake.callguard",
+]
 
 PG_URL = os.environ.get("CALLGUARD_TEST_DATABASE_URL")
 

@@ -18,11 +18,12 @@ class LoopbackServer:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> str:
-        """Serve; returns the base URL once the server accepts connections."""
+    def start(self, port: int = 0) -> str:
+        """Serve (on `port`, else a free one); returns the base URL once the server accepts
+        connections."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", port))
         port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,

@@ -121,7 +121,7 @@ def test_a_bad_setting_is_named_by_the_cli(monkeypatch: pytest.MonkeyPatch) -> N
 @pytest.mark.parametrize(
     ("command", "across_a_source_line_break"),
     [
-        ([], "(signed webhooks), and print what the caller heard"),
+        ([], "as the configured platform would (CALLGUARD_PROVIDER: the simulator"),
         (["simulate"], "pauses for a card payment, then ends it"),
         (["simulate"], "as a supervisor, with --token or CALLGUARD_TOKEN. Without either"),
         (["policy"], "the destruction dates it would give (which are not changed"),

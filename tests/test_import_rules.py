@@ -1,12 +1,14 @@
 """Architecture rules, checked on the source: the policy engine and routing are pure; the
-core (calls, policy, routing, retention, audit) names no phone platform (nor TwiML) and
-imports none; only the Twilio package imports the Twilio SDK (its REST part only the
-adapter); no import circle among app/ modules (a static graph of every import,
+core (calls, policy, routing, retention, audit) names no phone platform (nor TwiML, nor
+Amazon Connect's or AWS's words) and imports none; only the Twilio package imports the
+Twilio SDK (its REST part only the adapter), only the Connect package imports boto3 and
+names Connect or AWS; no import circle among app/ modules (a static graph of every import,
 function-level and relative ones included, with the package __init__ modules each runs)."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,21 @@ from app.platforms import PLATFORMS
 APP = Path(__file__).resolve().parent.parent / "app"
 IMPURE = ("sqlalchemy", "httpx", "fastapi", "starlette", "requests", "twilio", "app.")
 CORE = ("calls", "recording_policy", "routing", "retention", "audit")
+CONNECT = APP / "platforms" / "connect"
+# Amazon Connect's and AWS's own words. "connect" is an English verb too, so the platform
+# is named by its proper noun; S3 is also a requirement's number (PRODUCT.md), so AWS's
+# storage is named by its SDK and its words around it.
+CONNECT_WORDS = re.compile(
+    r"\b(Connect|Amazon|AWS|EventBridge|CCP|ContactId|InitialContactId)\b"
+    r"|\bboto(3|core)?\b|\baws\b|s3://",
+)
+COMMON_WORDS = {"connect"}  # platform names that are also ordinary words
+
+
+def names_a_platform(text: str) -> list[str]:
+    lowered = text.lower()
+    found = [n for n in (*PLATFORMS, "twiml") if n not in COMMON_WORDS and n in lowered]
+    return found + [m.group(0) for m in CONNECT_WORDS.finditer(text)]
 
 
 def module_of(path: Path, app: Path = APP) -> str:
@@ -117,8 +134,43 @@ def test_only_the_twilio_package_imports_the_twilio_sdk() -> None:
 )
 def test_the_core_names_no_platform(path: Path) -> None:
     assert platform_imports(path.read_text(), module_of(path), path.name == "__init__.py") == set()
-    text = path.read_text().lower()
-    assert [name for name in (*PLATFORMS, "twiml") if name in text] == []
+    assert names_a_platform(path.read_text()) == []
+
+
+def test_the_platform_words_are_found() -> None:
+    """The check above can fail: each platform's words are caught, the verb is not."""
+    assert names_a_platform("Twilio's TwiML") == ["twilio", "twiml"]
+    planted = "Amazon Connect's ContactId, via EventBridge, boto3 and s3://bucket/key"
+    assert names_a_platform(planted) == [
+        "Amazon",
+        "Connect",
+        "ContactId",
+        "EventBridge",
+        "boto3",
+        "s3://",
+    ]
+    assert names_a_platform("connect the caller; engine.connect(); S3 (security)") == []
+
+
+def test_only_the_connect_package_imports_the_aws_sdk() -> None:
+    offenders = [
+        str(path.relative_to(APP))
+        for path in APP.rglob("*.py")
+        if any(n.split(".")[0] in ("boto3", "botocore") for n in imports(path))
+        and not path.is_relative_to(CONNECT)
+    ]
+    assert offenders == []
+
+
+def test_connect_is_known_only_to_its_package() -> None:
+    """Its settings included (app/platforms/connect/settings.py): app/config.py checks
+    CALLGUARD_PROVIDER against the packages present without naming any."""
+    mentions = {
+        str(path.relative_to(APP))
+        for path in APP.rglob("*.py")
+        if CONNECT_WORDS.search(path.read_text()) and not path.is_relative_to(CONNECT)
+    }
+    assert mentions == set()
 
 
 def platform_imports(source: str, module: str, package: bool = False) -> set[str]:

@@ -44,8 +44,8 @@ class Queue:
 
 @dataclass(frozen=True)
 class Dial:
-    """Connect the caller to another line (the non-recorded phone, the payment line); with
-    `returns`, the platform reports that leg when the caller comes back."""
+    """Put the caller through to another line (the non-recorded phone, the payment line);
+    with `returns`, the platform reports that leg when the caller comes back."""
 
     number: str
     preface: tuple[str, ...] = ()

@@ -14,7 +14,7 @@ from app.calls.events import PLATFORM
 from app.calls.inputs import AssignmentOffered
 from app.calls.store import claim_receipt, find_call, keep_response, stored_response
 from app.storage.db import unit_of_work
-from app.storage.models import User
+from app.storage.models import Call, User
 
 # Renders the platform's answer from the number the caller dialled (the caller ID of the
 # leg to the person), or None when the call is unknown.
@@ -50,17 +50,20 @@ class Assignments:
                 detail={"problem": "unknown call", "worker": name},
             )
             return None
-        user = (
-            session.scalars(select(User).where(User.name == name)).one_or_none() if name else None
-        )
-        if user is None or user.disabled_at is not None:
-            audit.append(
-                session,
-                audit.EventType.ASSIGNMENT_UNMATCHED,
-                actor=PLATFORM,
-                call_sid=call_sid,
-                detail={"problem": "no such active person", "worker": name},
-            )
-        else:
-            assign_call(session, call, user.name, actor=PLATFORM, source=event.source)
+        assign_named(session, call, name, source=event.source)
         return call.dialled_number
+
+
+def assign_named(session: Session, call: Call, name: str | None, *, source: str) -> None:
+    """Assign the call to the active person of that name, or log that none is."""
+    user = session.scalars(select(User).where(User.name == name)).one_or_none() if name else None
+    if user is None or user.disabled_at is not None:
+        audit.append(
+            session,
+            audit.EventType.ASSIGNMENT_UNMATCHED,
+            actor=PLATFORM,
+            call_sid=call.call_sid,
+            detail={"problem": "no such active person", "worker": name, "source": source},
+        )
+    else:
+        assign_call(session, call, user.name, actor=PLATFORM, source=source)

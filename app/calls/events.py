@@ -31,6 +31,7 @@ from app.calls.store import (
     keep_response,
     lock_call,
     recordings_of,
+    segment_of,
     stored_response,
 )
 from app.config import Settings
@@ -77,6 +78,9 @@ class CallEvents:
             if receipt is None:
                 return Reply(stored_response(session, delivery.key, delivery.token), True)
             call = lock_call(session, call_sid, dialled_number=event.dialled or None)
+            if event.segment_sid is not None:
+                call.segment_sid = event.segment_sid
+                segment_of(session, call, event.segment_sid, None, "arrived")
             protect_caller(
                 call, event.caller, self.settings.number_key, self.settings.default_region
             )
@@ -95,7 +99,7 @@ class CallEvents:
 
     def _answer(self, session: Session, call: Call, active: ActivePolicy | None) -> Answer:
         if active is None:
-            return self._fail_safe(session, call)
+            return self.fail_safe_answer(session, call)
         route = route_inbound(active.policy, call.dialled_number or "")
         if isinstance(route, ToDepartment) and not route.department.recorded:
             # Nothing will be recorded: no notice or opt-out needed before the queue.
@@ -118,7 +122,7 @@ class CallEvents:
             detail={"to": to},
         )
 
-    def _fail_safe(self, session: Session, call: Call) -> FailSafe:
+    def fail_safe_answer(self, session: Session, call: Call) -> FailSafe:
         """No valid policy: CALLGUARD_FAIL_SAFE decides, and the decision is logged."""
         call.queued = True
         decision = redecide(session, call, None, self.settings.fail_safe, "system")
@@ -132,6 +136,7 @@ class CallEvents:
         key: str,
         kind: str,
         received_at: datetime,
+        segment_sid: str | None = None,
     ) -> None:
         """A caller-facing webhook that was answered by the fail-safe while the database
         was down: record what happened (once, under its live dedupe `key`), and honour an
@@ -140,6 +145,9 @@ class CallEvents:
             if claim_receipt(session, key, None, kind, call_sid) is None:
                 return  # it reached the database after all
             call = lock_call(session, call_sid, dialled_number=dialled or None)
+            if segment_sid is not None and kind == "voice":
+                call.segment_sid = segment_sid
+                segment_of(session, call, segment_sid, None, "arrived")
             active = active_policy(session)
 
             def record(type_: audit.EventType, actor: str, **detail: object) -> None:
@@ -188,7 +196,7 @@ class CallEvents:
             active = active_policy(session)
             answer: Answer
             if active is None or call.ended:
-                answer = self._fail_safe(session, call)
+                answer = self.fail_safe_answer(session, call)
             elif call.payment_in_progress or call.queued:
                 # Digits pressed while queued or paying are not menu choices and are dropped.
                 answer = self.queue_answer(call, call.department)
@@ -320,7 +328,9 @@ class CallEvents:
             recording = session.get(Recording, recording_sid)
             created = recording is None
             if recording is None:
-                recording = new_recording(session, call, recording_sid, RECORDING_STARTED)
+                recording = new_recording(
+                    session, call, recording_sid, RECORDING_STARTED, event.segment_sid
+                )
             if recording.status in RECORDING_ENDINGS:
                 audit.append(
                     session,
@@ -347,7 +357,11 @@ class CallEvents:
                 )
             else:
                 self._complete(session, recording, event)
-                if not call.ended and call.desired == "recording":
+                if (
+                    not call.ended
+                    and call.desired == "recording"
+                    and recording.segment_sid == call.segment_sid
+                ):
                     # The platform ends a call's recordings when the call ends, and the
                     # call's own end may be reported after this: no new recording is
                     # started for a minute unless the call is still up by then.

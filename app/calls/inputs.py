@@ -22,13 +22,15 @@ class Delivery:
 
 @dataclass(frozen=True)
 class CallArrived:
-    """A new inbound call reached us (its first webhook)."""
+    """A new inbound call reached us (its first webhook). `segment_sid`: its first segment,
+    where the platform keeps a call as a chain of them (None: the call is its own)."""
 
     call_sid: str
     dialled: str
     caller: str | None
     delivery: Delivery
     direction: str = "inbound"  # one of the platform's own fixed set
+    segment_sid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ RECORDING_ENDINGS = ("completed", "absent", "failed")
 
 @dataclass(frozen=True)
 class RecordingReported:
-    """A recording started (`in-progress`) or ended (`completed`, `absent`, `failed`)."""
+    """A recording started (`in-progress`) or ended (`completed`, `absent`, `failed`);
+    `segment_sid`: the segment it records, where the platform names segments."""
 
     call_sid: str
     recording_sid: str
@@ -75,6 +78,7 @@ class RecordingReported:
     media_url: str | None
     error_code: int | None
     delivery: Delivery
+    segment_sid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,3 +101,36 @@ class AssignmentOffered:
     person: str | None
     delivery: Delivery
     source: str  # what offered it (the audit's `source`), e.g. the platform's router
+
+
+@dataclass(frozen=True)
+class SegmentArrived:
+    """A new segment of a call reached callguard's routing: a transfer made at the
+    platform (by a person there), into the queue of `department` (the id its queue
+    names; None when it names none)."""
+
+    call_sid: str
+    segment_sid: str
+    previous_sid: str | None
+    department: str | None
+    delivery: Delivery
+
+
+@dataclass(frozen=True)
+class SegmentProgressed:
+    """One segment of a call moved on at the platform. `rank` orders its statuses (one
+    not above the segment's current rank is stale); `ended`: the segment is over;
+    `successors`: segments the platform says follow it; `person`: the callguard user name
+    of the person it was just put through to, when known."""
+
+    call_sid: str
+    segment_sid: str
+    previous_sid: str | None
+    status: str
+    rank: int
+    ended: bool
+    occurred_at: datetime | None
+    delivery: Delivery
+    successors: tuple[str, ...] = ()
+    person: str | None = None
+    source: str = "platform"  # the audit's `source` of an assignment it makes

@@ -1,11 +1,17 @@
 """What the call-control service asks of a phone platform, in callguard's own words: start,
 pause, resume and stop one recording, move a live call, and (for retention) look up and
-delete a stored recording. Each platform package (app/platforms/<name>/) implements these
-over its own API; nothing here names a platform."""
+delete a stored recording; and, where the platform reports no recording's end itself, find
+a finished one. Each platform package (app/platforms/<name>/) implements these over its own
+API; nothing here names a platform.
+
+A call may be a chain of segments at the platform (each transfer a new one, with its own
+id): a recording is started on the call's current segment, and one segment is recorded at
+most once. A platform whose call is one thing names no segments (the call is its own)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -65,11 +71,37 @@ class ProviderError(Exception):
 class TransferLeg:
     """Where a live call is being moved: `kind` is one of TRANSFER_KINDS, `number` counts
     the call's transfers (each leg is applied once), `department` the department id the
-    call goes to (or comes back to, from the payment line)."""
+    call goes to (or comes back to, from the payment line), `line` the number dialled for
+    the non-recorded or payment line."""
 
     kind: str
     number: int
     department: str
+    line: str = ""
+
+
+class TransferUnsupported(Exception):
+    """The platform cannot make this move for callguard: a person must, as the message
+    (a sentence for them) says. Nothing was changed."""
+
+
+@dataclass(frozen=True)
+class FoundRecording:
+    """A finished recording as the platform stored it: `media_url` says where its audio
+    is (in the platform package's own form), None when it is not yet known."""
+
+    recording_sid: str
+    status: str  # one of app/calls/inputs.py's RECORDING_ENDINGS
+    media_url: str | None
+    duration_seconds: int | None = None
+    started_at: datetime | None = None
+
+
+class RecordingFinder(Protocol):
+    """For a platform that sends no callback when a recording is finished: once its
+    segment has ended, look it up. None: not written yet (asked again later)."""
+
+    def find_recording(self, call_sid: str, recording_sid: str) -> FoundRecording | None: ...
 
 
 TRANSFER_KINDS = ("department", "non_recorded", "payment", "payment_return")
@@ -91,8 +123,9 @@ class Provider(RecordingStore, Protocol):
     """The recording and call operations callguard needs. Every method is synchronous and
     either returns the platform's confirmation or raises ProviderError."""
 
-    def start_recording(self, call_sid: str) -> RecordingInfo:
-        """Start recording both parties of the call; the platform reports its progress."""
+    def start_recording(self, call_sid: str, segment_sid: str) -> RecordingInfo:
+        """Start recording both parties of the call's segment `segment_sid` (the call's own
+        sid where the platform names no segments)."""
         ...
 
     def pause_recording(self, call_sid: str, recording_sid: str) -> RecordingInfo:
@@ -104,6 +137,8 @@ class Provider(RecordingStore, Protocol):
 
     def stop_recording(self, call_sid: str, recording_sid: str) -> RecordingInfo: ...
 
-    def transfer_call(self, call_sid: str, leg: TransferLeg) -> None:
-        """Move the live call: the platform then reports the leg's arrival."""
+    def transfer_call(self, call_sid: str, leg: TransferLeg) -> str | None:
+        """Move the live call: the platform then reports the leg's arrival. Or, where the
+        platform leaves the move itself to a person, return what they must now do (the
+        call's facts change all the same); raises TransferUnsupported when neither."""
         ...

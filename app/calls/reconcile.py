@@ -19,7 +19,13 @@ from app.calls.decisions import end_call
 from app.calls.locks import CallBusy, CallLocks
 from app.calls.provider import Provider, ProviderError, RecordingInfo
 from app.calls.state import confirmed_state
-from app.calls.store import ACTIVE_RECORDING, TERMINAL_RECORDING, find_call, recordings_of
+from app.calls.store import (
+    ACTIVE_RECORDING,
+    TERMINAL_RECORDING,
+    find_call,
+    live,
+    recordings_of,
+)
 from app.config import FailSafe as SettingsFailSafe
 from app.storage.db import unit_of_work
 from app.storage.models import Call, Recording, utcnow
@@ -59,6 +65,7 @@ _EVENTS = {
 class Action:
     kind: Kind
     recording_sid: str | None = None
+    segment_sid: str | None = None  # where a start records (None: the call itself)
 
 
 @dataclass
@@ -71,21 +78,34 @@ class Outcome:
         return not self.failures
 
 
-def plan(call: Call, recordings: list[Recording], now: datetime) -> list[Action]:
+def plan(
+    call: Call, recordings: list[Recording], now: datetime, *, startable: bool = True
+) -> list[Action]:
     """The provider actions that take the call from its recordings' state to `desired`.
-    A running segment owned by another department than the call's is stopped: each
-    recording belongs to one department."""
+    A running recording owned by another department than the call's, or of another
+    segment than the call's current one, is stopped: each recording belongs to one
+    department (and one segment). A segment is recorded at most once, and only while it
+    is `startable` (not ended)."""
     if call.ended:
         return []  # the platform ends a call's recordings itself
     active = [r for r in recordings if r.status in ACTIVE_RECORDING]
-    foreign = [r for r in active if r.department != call.department]
-    own = [r for r in active if r.department == call.department]
+
+    def owned(r: Recording) -> bool:
+        # (A recording made with no department known is owned by "unknown": new_recording.)
+        department = call.department or "unknown"
+        return r.department == department and r.segment_sid == call.segment_sid
+
+    foreign = [r for r in active if not owned(r)]
+    own = [r for r in active if owned(r)]
     actions = [Action("stop", r.recording_sid) for r in foreign]
     if call.desired == "recording":
         actions += [Action("resume", r.recording_sid) for r in own if r.status == "paused"]
         pending = call.start_pending_until is not None and call.start_pending_until > now
-        if not own and not pending:
-            actions.append(Action("start"))
+        recorded = call.segment_sid is not None and any(
+            r.segment_sid == call.segment_sid for r in recordings
+        )
+        if not own and not pending and startable and not recorded:
+            actions.append(Action("start", segment_sid=call.segment_sid))
     elif call.desired == "paused":
         actions += [Action("pause", r.recording_sid) for r in own if r.status == "in-progress"]
     else:
@@ -93,7 +113,9 @@ def plan(call: Call, recordings: list[Recording], now: datetime) -> list[Action]
     return actions
 
 
-def new_recording(session: Session, call: Call, sid: str, status: str) -> Recording:
+def new_recording(
+    session: Session, call: Call, sid: str, status: str, segment_sid: str | None = None
+) -> Recording:
     """A recording owned by the call's current department, with that department's
     retention under the policy version that decided to record it."""
     policy = policy_version(session, call.policy_version) if call.policy_version else None
@@ -101,6 +123,7 @@ def new_recording(session: Session, call: Call, sid: str, status: str) -> Record
     recording = Recording(
         recording_sid=sid,
         call_sid=call.call_sid,
+        segment_sid=segment_sid,
         department=call.department or "unknown",
         status=status,
         policy_version=call.policy_version,
@@ -249,7 +272,9 @@ class Reconciler:
             call = find_call(session, call_sid, lock=True)
             if call is None:
                 return []
-            actions = plan(call, recordings_of(session, call_sid), utcnow())
+            actions = plan(
+                call, recordings_of(session, call_sid), utcnow(), startable=live(session, call)
+            )
             for action in actions:
                 audit.append(
                     session,
@@ -300,7 +325,7 @@ class Reconciler:
 
     def _perform(self, call_sid: str, action: Action) -> RecordingInfo:
         if action.kind == "start":
-            return self.provider.start_recording(call_sid)
+            return self.provider.start_recording(call_sid, action.segment_sid or call_sid)
         assert action.recording_sid is not None
         operation = {
             "pause": self.provider.pause_recording,
@@ -340,7 +365,9 @@ class Reconciler:
                 detail["provider_status"] = str(info.status)
                 recording = session.get(Recording, info.sid)
                 if recording is None:
-                    recording = new_recording(session, call, info.sid, str(info.status))
+                    recording = new_recording(
+                        session, call, info.sid, str(info.status), action.segment_sid
+                    )
                 elif recording.status not in TERMINAL_RECORDING:
                     recording.status = str(info.status)
                 call.start_pending_until = None

@@ -10,7 +10,14 @@ from sqlalchemy import bindparam, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.storage.models import Call, Recording, WebhookReceipt, table_of, utcnow
+from app.storage.models import (
+    Call,
+    CallSegment,
+    Recording,
+    WebhookReceipt,
+    table_of,
+    utcnow,
+)
 
 ACTIVE_RECORDING = ("in-progress", "paused")
 TERMINAL_RECORDING = ("stopped", "completed", "absent", "failed")
@@ -65,6 +72,35 @@ def find_call(session: Session, call_sid: str, *, lock: bool = False) -> Call | 
     if lock:
         query = query.with_for_update()
     return session.scalars(query).one_or_none()
+
+
+def live(session: Session, call: Call) -> bool:
+    """Whether the call's current segment can still be recorded: not known to have ended
+    (a call without segments is its own)."""
+    if call.segment_sid is None:
+        return True
+    segment = session.get(CallSegment, call.segment_sid)
+    return segment is None or not segment.ended
+
+
+def segment_of(
+    session: Session, call: Call, segment_sid: str, previous_sid: str | None, status: str
+) -> CallSegment:
+    """The call's segment, created (with `status`, unranked) when first heard of."""
+    segment = session.get(CallSegment, segment_sid)
+    if segment is None:
+        segment = CallSegment(
+            segment_sid=segment_sid,
+            call_sid=call.call_sid,
+            previous_sid=previous_sid,
+            status=status,
+            rank=-1,
+            ended=False,
+        )
+        session.add(segment)
+    elif segment.previous_sid is None:
+        segment.previous_sid = previous_sid
+    return segment
 
 
 def recordings_of(session: Session, call_sid: str) -> list[Recording]:

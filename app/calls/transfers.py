@@ -17,7 +17,13 @@ from app.calls.answers import Answer, Dial, FailSafe
 from app.calls.controls import CallControls, locked_call_for
 from app.calls.events import PLATFORM, CallEvents, Render, Reply
 from app.calls.inputs import TransferLegArrived
-from app.calls.provider import TRANSFER_KINDS, Provider, ProviderError, TransferLeg
+from app.calls.provider import (
+    TRANSFER_KINDS,
+    Provider,
+    ProviderError,
+    TransferLeg,
+    TransferUnsupported,
+)
 from app.calls.reconcile import Reconciler, RetryPolicy, with_retries
 from app.calls.store import claim_receipt, keep_response, lock_call, stored_response
 from app.errors import BadRequest, Conflict, DomainError, Forbidden, Unavailable
@@ -31,6 +37,14 @@ from app.storage.policy_versions import active_policy
 class TransferFailed(DomainError):
     status = 502
     code = "transfer_failed"
+
+
+class TransferNotHere(DomainError):
+    """The platform cannot move the call for callguard: the detail says what a person
+    does instead (at the platform), and nothing was changed."""
+
+    status = 409
+    code = "transfer_unsupported"
 
 
 class Transfers:
@@ -77,7 +91,12 @@ class Transfers:
         def arrive(session: Session, call: Call) -> None:
             call.non_recorded_line = True  # sticky: nothing turns recording on again
 
-        return self._transfer(user, call_sid, "non_recorded", arrive, reason=reason.strip())
+        with unit_of_work(self.sessions) as session:
+            active = active_policy(session)
+            line = active.policy.non_recorded_line if active else ""
+        return self._transfer(
+            user, call_sid, "non_recorded", arrive, line=line, reason=reason.strip()
+        )
 
     def to_payment_line(self, user: User, call_sid: str) -> dict[str, Any]:
         """The payment line takes card details itself: pause (confirmed) before the call
@@ -85,7 +104,7 @@ class Transfers:
         self.controls.start_payment(user, call_sid, source="payment_line")
         try:
             return self._transfer(user, call_sid, "payment", lambda _s, _c: None)
-        except TransferFailed:
+        except (TransferFailed, TransferNotHere):
             self.controls.end_payment(user, call_sid, source="payment_line_not_reached")
             raise
 
@@ -95,6 +114,7 @@ class Transfers:
         call_sid: str,
         kind: str,
         arrive: Callable[[Session, Call], None],
+        line: str = "",
         **detail: str,
     ) -> dict[str, Any]:
         with unit_of_work(self.sessions) as session:
@@ -109,21 +129,22 @@ class Transfers:
                 session, call, user, audit.EventType.TRANSFER_REQUESTED, kind, number, detail
             )
             from_department = call.department
-        leg = TransferLeg(kind, number, detail.get("department") or from_department or "")
+        leg = TransferLeg(kind, number, detail.get("department") or from_department or "", line)
         try:
-            with_retries(lambda: self.provider.transfer_call(call_sid, leg), self.retry)
-        except ProviderError as exc:
+            instruction = with_retries(
+                lambda: self.provider.transfer_call(call_sid, leg), self.retry
+            )
+        except (ProviderError, TransferUnsupported) as exc:
+            failure: dict[str, object] = {**detail, "error": str(exc)}
+            if isinstance(exc, ProviderError):
+                failure.update(status=exc.status, code=exc.code)
             with unit_of_work(self.sessions) as session:
                 call = lock_call(session, call_sid)
                 self._event(
-                    session,
-                    call,
-                    user,
-                    audit.EventType.TRANSFER_FAILED,
-                    kind,
-                    number,
-                    {**detail, "error": str(exc), "status": exc.status, "code": exc.code},
+                    session, call, user, audit.EventType.TRANSFER_FAILED, kind, number, failure
                 )
+            if isinstance(exc, TransferUnsupported):
+                raise TransferNotHere(str(exc)) from None
             raise TransferFailed(
                 f"the call was not transferred: it and its recording are as they were ({exc})"
             ) from None
@@ -142,7 +163,9 @@ class Transfers:
             apply(session, call)
             self.events.redecide(session, call, user.name)
         self.reconciler.reconcile(call_sid, user.name)
-        return self.controls.view(call_sid)
+        view = self.controls.view(call_sid)
+        # The platform left the move itself to a person: say what they must now do.
+        return {**view, "instruction": instruction} if instruction else view
 
     @staticmethod
     def _event(

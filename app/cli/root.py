@@ -26,8 +26,12 @@ out = Console(soft_wrap=True)
 
 
 def configured() -> Settings:
+    from app.platforms import platform_named
+
     try:
-        return get_settings()
+        settings = get_settings()
+        platform_named(settings.provider).check_settings(settings)
+        return settings
     except SettingsError as exc:
         err.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None

@@ -47,8 +47,10 @@ def simulate(
     ] = None,
     url: Annotated[str | None, typer.Option(help="the service; default PUBLIC_BASE_URL")] = None,
 ) -> None:
-    """Drive a call against a running service as the platform would (signed webhooks), and
-    print what the caller heard, the platform commands, the decisions and the audit events.
+    """Drive a call against a running service as the configured platform would
+    (CALLGUARD_PROVIDER: the simulator's signed webhooks, or another platform's calls
+    against its local stand-in), and print what the caller heard, the platform commands,
+    the decisions and the audit events.
 
     Scenarios: inbound (a caller dials and is queued); payment (the agent pauses for a card
     payment, then ends it); opt-out (the agent records the caller's opt-out); transfer (to
@@ -62,8 +64,8 @@ def simulate(
     same settings) and keeps its token in ./var/simulate-token (mode 0600) for the next
     runs; if the service refuses the kept token, it creates simulator-supervisor-2 (-3, …).
     """
-    from app.platforms.simulator.drive import CallOptions, Scenario, SimulationError
-    from app.platforms.simulator.scenarios import run
+    from app.platforms import platform_named
+    from app.platforms.simulation import CallOptions, Scenario, SimulationError
 
     try:
         chosen = Scenario(scenario)
@@ -72,6 +74,14 @@ def simulate(
         err.print(f"[red]unknown scenario {scenario!r}: try {known}[/red]", highlight=False)
         raise typer.Exit(2) from None
     settings = configured()
+    run = platform_named(settings.provider).simulation()
+    if run is None:
+        err.print(
+            f"[red]CALLGUARD_PROVIDER={settings.provider} has no simulation: its calls are "
+            "real (run the service with the simulator, or a platform's stand-in)[/red]",
+            highlight=False,
+        )
+        raise typer.Exit(2)
     options = CallOptions(
         department=department,
         number=number,

@@ -23,6 +23,7 @@ from app.config import Settings
 from app.retention.media import MediaSource
 
 if TYPE_CHECKING:
+    from app.platforms.simulation import Simulate
     from app.runtime.services import Services
 
 
@@ -41,6 +42,11 @@ class PhonePlatform(Protocol):
     # Its status for an ended call: what callguard writes when it ends a call itself (the
     # platform refused a start because the call is over and its own report never came).
     ended_status: str
+
+    def check_settings(self, settings: Settings) -> None:
+        """Refuse (SettingsError, naming the variable) a setting of its own that is missing
+        or malformed, before anything serves."""
+        ...
 
     def client(self, settings: Settings) -> Any:
         """The platform's own API client (tests inject theirs into build_services)."""
@@ -69,3 +75,8 @@ class PhonePlatform(Protocol):
         ...
 
     def workers(self, services: Services) -> list[Worker]: ...
+
+    def simulation(self) -> Simulate | None:
+        """How `callguard simulate` plays this platform against a running service (None:
+        it cannot without a real account)."""
+        ...

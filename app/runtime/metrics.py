@@ -131,8 +131,8 @@ class MeteredProvider:
         PROVIDER_REQUESTS.labels(operation, "ok").inc()
         return result
 
-    def start_recording(self, call_sid: str) -> RecordingInfo:
-        return self._measure("start", lambda: self.inner.start_recording(call_sid))
+    def start_recording(self, call_sid: str, segment_sid: str) -> RecordingInfo:
+        return self._measure("start", lambda: self.inner.start_recording(call_sid, segment_sid))
 
     def pause_recording(self, call_sid: str, recording_sid: str) -> RecordingInfo:
         return self._measure("pause", lambda: self.inner.pause_recording(call_sid, recording_sid))
@@ -143,8 +143,8 @@ class MeteredProvider:
     def stop_recording(self, call_sid: str, recording_sid: str) -> RecordingInfo:
         return self._measure("stop", lambda: self.inner.stop_recording(call_sid, recording_sid))
 
-    def transfer_call(self, call_sid: str, leg: TransferLeg) -> None:
-        self._measure("transfer", lambda: self.inner.transfer_call(call_sid, leg))
+    def transfer_call(self, call_sid: str, leg: TransferLeg) -> str | None:
+        return self._measure("transfer", lambda: self.inner.transfer_call(call_sid, leg))
 
     def fetch_recording(self, recording_sid: str) -> RecordingInfo:
         return self._measure("fetch", lambda: self.inner.fetch_recording(recording_sid))

@@ -17,6 +17,7 @@ from app.calls.locks import CallLocks
 from app.calls.provider import RecordingStore
 from app.calls.reconcile import Reconciler
 from app.calls.replay import Replayer
+from app.calls.segments import Segments
 from app.calls.transfers import Transfers
 from app.config import Settings
 from app.platforms import platform_named
@@ -37,6 +38,7 @@ class Services:
     media: MediaSource
     reconciler: Reconciler
     calls: CallEvents
+    segments: Segments
     controls: CallControls
     transfers: Transfers
     assignments: Assignments
@@ -75,6 +77,7 @@ def build_services(settings: Settings, provider: Any | None = None) -> Services:
         media=platform.media(client, settings),
         reconciler=reconciler,
         calls=calls,
+        segments=Segments(settings, sessions, reconciler, calls),
         controls=controls,
         transfers=Transfers(sessions, commands, reconciler, controls, calls),
         assignments=Assignments(sessions),

@@ -124,6 +124,9 @@ class Call(Base):
     ended: Mapped[bool] = mapped_column(Boolean, default=False)
     agent: Mapped[str | None] = mapped_column(String(100))
     transfer_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The platform's id of the call's current segment, where a new recording starts (a
+    # platform whose call is a chain of segments); None where the call is its own.
+    segment_sid: Mapped[str | None] = mapped_column(SID)
     # Set when a start's answer was lost: no second start until its callback had time.
     start_pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # decision and confirmed state
@@ -177,6 +180,8 @@ class Recording(Base):
 
     recording_sid: Mapped[str] = mapped_column(SID, primary_key=True)
     call_sid: Mapped[str] = mapped_column(ForeignKey("calls.call_sid"), index=True)
+    # The segment of the call it records (None: the whole call); its end ends this.
+    segment_sid: Mapped[str | None] = mapped_column(SID, index=True)
     department: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20))
     policy_version: Mapped[int | None] = mapped_column(ForeignKey("policy_versions.version"))
@@ -203,6 +208,23 @@ class Recording(Base):
     holds: Mapped[list[LegalHold]] = relationship(
         viewonly=True, order_by="LegalHold.id", lazy="select"
     )
+
+
+class CallSegment(Base):
+    """One segment of a call that the platform keeps as a chain (each transfer a new one).
+    The call ends when its last known segment has ended (app/calls/segments.py)."""
+
+    __tablename__ = "call_segments"
+
+    segment_sid: Mapped[str] = mapped_column(SID, primary_key=True)
+    call_sid: Mapped[str] = mapped_column(ForeignKey("calls.call_sid"), index=True)
+    previous_sid: Mapped[str | None] = mapped_column(SID)
+    status: Mapped[str] = mapped_column(String(32))  # the platform's own, from its fixed set
+    rank: Mapped[int] = mapped_column(Integer, default=-1)  # never moves backwards
+    ended: Mapped[bool] = mapped_column(Boolean, default=False)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class WebhookReceipt(Base):

@@ -166,8 +166,11 @@ def _why(outcome: BaseException | None, timeout: float) -> str:
         return str(outcome)
     # Connection refused, TLS, DNS, Secrets Manager…: the kind of failure, never its text.
     reason = getattr(outcome, "reason", None)
-    kind = type(reason if isinstance(reason, BaseException) else outcome).__name__
-    return f"{kind} reaching callguard"
+    failure = reason if isinstance(reason, BaseException) else outcome
+    if isinstance(failure, TimeoutError):
+        # The socket's own timeout, at the same deadline as the join: the same cause.
+        return f"no answer within {timeout:.2f} s"
+    return f"{type(failure).__name__} reaching callguard"
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:

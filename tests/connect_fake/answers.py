@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .state import Contact, Queue
+from .state import Contact, Queue, User
 
 
 def contact_json(contact: Contact, region: str) -> dict[str, Any]:
@@ -29,6 +29,16 @@ def contact_json(contact: Contact, region: str) -> dict[str, Any]:
         body["QueueInfo"] = {"Id": contact.queue_id, "EnqueueTimestamp": contact.enqueued_at}
     if contact.disconnected_at is not None:
         body["DisconnectTimestamp"] = contact.disconnected_at
+    if contact.next_contacts:
+        body["NextContacts"] = [
+            {
+                "Type": "QUICK_CONNECT",
+                "NextContactMetadata": {
+                    "QuickConnectContactData": {"ContactId": cid, "InitiationTimestamp": at}
+                },
+            }
+            for cid, at in contact.next_contacts
+        ]
     rec = contact.recording
     if rec is not None and rec.written and rec.location:
         body["Recordings"] = [
@@ -62,3 +72,14 @@ def queue_summary_json(queue: Queue, region: str) -> dict[str, Any]:
 def error_json(message: str) -> dict[str, str]:
     # restJson1 errors: the code travels in x-amzn-ErrorType, the text in "message".
     return {"message": message}
+
+
+def user_json(user: User, region: str) -> dict[str, Any]:
+    """DescribeUserResponse.User"""
+    return {
+        "Id": user.id,
+        "Arn": user.arn,
+        "Username": user.username,
+        "LastModifiedTime": user.modified_at,
+        "LastModifiedRegion": region,
+    }

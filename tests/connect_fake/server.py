@@ -12,8 +12,8 @@ the model is not sent (the caller gets InternalServiceException) and is recorded
 violation with code "StandInOffModel", so a drifting stand-in fails its test.
 
 Served: StartContactRecording, SuspendContactRecording, ResumeContactRecording,
-StopContactRecording, DescribeContact, ListQueues. Any other operation of the model is
-still routed and checked, then refused as not implemented (501, a violation).
+StopContactRecording, DescribeContact, DescribeUser, ListQueues. Any other operation of the
+model is still routed and checked, then refused as not implemented (501, a violation).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from . import answers
 from .journal import OFF_MODEL, Injection, Journal, ReceivedRequest, Violation
 from .model import COMMON_ERRORS, SerializationError, ServiceIndex, load_index
 from .sigv4 import AuthError, SignedRequest, verify
-from .state import ConnectError, ConnectState, Contact, Instance, Queue
+from .state import ConnectError, ConnectState, Contact, Instance, Queue, User
 
 SERVED = (
     "StartContactRecording",
@@ -49,6 +49,7 @@ SERVED = (
     "ResumeContactRecording",
     "StopContactRecording",
     "DescribeContact",
+    "DescribeUser",
     "ListQueues",
 )
 
@@ -101,8 +102,8 @@ class FakeConnectServer:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> None:
-        self.endpoint_url = self._loopback.start()
+    def start(self, port: int = 0) -> None:
+        self.endpoint_url = self._loopback.start(port)
         self.reset()
 
     def stop(self) -> None:
@@ -169,6 +170,9 @@ class FakeConnectServer:
 
     def add_contact(self, instance_id: str, **kwargs: Any) -> Contact:
         return self.connect.add_contact(instance_id, **kwargs)
+
+    def add_user(self, instance_id: str, username: str, **kwargs: Any) -> User:
+        return self.connect.add_user(instance_id, username, **kwargs)
 
     def disconnect_contact(self, instance_id: str, contact_id: str, **kwargs: Any) -> str | None:
         return self.connect.disconnect_contact(instance_id, contact_id, **kwargs)
@@ -334,6 +338,9 @@ class FakeConnectServer:
                 case "DescribeContact":
                     contact = connect.describe_contact(params)
                     return {"Contact": answers.contact_json(contact, self.region)}
+                case "DescribeUser":
+                    user = connect.describe_user(params)
+                    return {"User": answers.user_json(user, self.region)}
                 case "ListQueues":
                     queues, token = connect.list_queues(params)
                     page: dict[str, Any] = {

@@ -68,6 +68,8 @@ class Contact:
     enqueued_at: float | None
     disconnected_at: float | None = None
     recording: Recording | None = None
+    # Contacts its quick-connect transfers made (DescribeContact's NextContacts).
+    next_contacts: list[tuple[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -80,12 +82,21 @@ class Queue:
 
 
 @dataclass
+class User:
+    id: str
+    arn: str
+    username: str
+    modified_at: float
+
+
+@dataclass
 class Instance:
     id: str
     arn: str
     alias: str
     queues: dict[str, Queue] = field(default_factory=dict)
     contacts: dict[str, Contact] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
 
 
 class ConnectState:
@@ -138,6 +149,15 @@ class ConnectState:
             instance.queues[qid] = queue
             return queue
 
+    def add_user(self, instance_id: str, username: str, *, user_id: str | None = None) -> User:
+        """An agent's user, as DescribeUser answers it."""
+        with self.lock:
+            instance = self._instance_for_test(instance_id)
+            uid = user_id or str(uuid.uuid4())
+            user = User(uid, f"{instance.arn}/agent/{uid}", username, self.clock())
+            instance.users[uid] = user
+            return user
+
     def add_contact(
         self,
         instance_id: str,
@@ -150,7 +170,8 @@ class ConnectState:
         channel: str = "VOICE",
     ) -> Contact:
         """A live contact. A transfer names its predecessor and, unless told otherwise,
-        shares its InitialContactId; `queue` is a queue id or name of the instance."""
+        shares its InitialContactId; `queue` is a queue id or name of the instance. A
+        TRANSFER is listed in its predecessor's NextContacts (a quick connect made it)."""
         self._model_enum("ContactInitiationMethod", initiation_method)
         self._model_enum("Channel", channel)
         with self.lock:
@@ -179,6 +200,8 @@ class ConnectState:
                 now if queue_id else None,
             )
             instance.contacts[cid] = contact
+            if previous is not None and initiation_method == "TRANSFER":
+                previous.next_contacts.append((cid, now))
             return contact
 
     def disconnect_contact(
@@ -261,6 +284,15 @@ class ConnectState:
     def describe_contact(self, params: dict[str, Any]) -> Contact:
         with self.lock:
             return self._contact(params["InstanceId"], params["ContactId"])
+
+    def describe_user(self, params: dict[str, Any]) -> User:
+        with self.lock:
+            user = self._instance(params["InstanceId"]).users.get(params["UserId"])
+            if user is None:
+                raise ConnectError(
+                    "ResourceNotFoundException", f"User not found: {params['UserId']}"
+                )
+            return user
 
     def list_queues(self, params: dict[str, Any]) -> tuple[list[Queue], str | None]:
         with self.lock:

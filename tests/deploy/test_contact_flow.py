@@ -18,6 +18,7 @@ FLOW_FILE = Path(__file__).resolve().parents[2] / "deploy" / "connect" / "contac
 FLOW: dict[str, Any] = json.loads(FLOW_FILE.read_text(encoding="utf-8"))
 ACTIONS = {action["Identifier"]: action for action in FLOW["Actions"]}
 CONTRACT_KEYS = {"next", "prompt", "department", "queue", "queue_arn", "recorded"}
+MENU_STEP = "$.External.menu_step"
 # The errors each action type can raise (Connect's flow language reference): each must be
 # handled, and none other may be declared.
 ERRORS = {
@@ -85,8 +86,10 @@ def test_the_lambda_is_asked_exactly_what_the_contract_says() -> None:
         json.dumps(p)
         for p in (
             {"step": "arrive"},
-            {"step": "digits", "digits": "$.StoredCustomerInput"},
-            {"step": "digits", "digits": ""},  # the caller pressed nothing
+            # menu_step (an extension): the step callguard's last answer named, passed
+            # back so that a repeated call is recognised as the same answer.
+            {"step": "digits", "digits": "$.StoredCustomerInput", "menu_step": MENU_STEP},
+            {"step": "digits", "digits": "", "menu_step": MENU_STEP},  # nothing pressed
         )
     )
     for action in lambdas:
@@ -100,8 +103,8 @@ def test_the_lambda_is_asked_exactly_what_the_contract_says() -> None:
 def test_the_flow_reads_only_the_contracts_keys() -> None:
     text = FLOW_FILE.read_text(encoding="utf-8")
     read = set(re.findall(r"\$\.External\.(\w+)", text))
-    assert read == {"next", "prompt", "queue_arn"}
-    assert read <= CONTRACT_KEYS
+    assert read == {"next", "prompt", "queue_arn", "menu_step"}
+    assert read <= CONTRACT_KEYS | {"menu_step"}  # menu_step: callguard's extension
     paths = set(re.findall(r'"(\$\.[\w.]+)"', text))
     assert paths <= {f"$.External.{k}" for k in read} | {"$.StoredCustomerInput"}
 
@@ -267,16 +270,20 @@ def test_an_empty_prompt_goes_to_the_queue_without_a_word() -> None:
 def test_the_menu_loops_until_callguard_answers_queue() -> None:
     walk = Walk(
         scripted(
-            answer(next="menu", prompt="Press 1 for council tax, 2 for housing."),
-            answer(next="menu", prompt="Calls are recorded. Press 9 not to be recorded."),
+            answer(next="menu", prompt="Press 1 for council tax, 2 for housing.", menu_step="1"),
+            answer(
+                next="menu",
+                prompt="Calls are recorded. Press 9 not to be recorded.",
+                menu_step="2",
+            ),
             answer(prompt="Please hold."),
         ),
         keys=["1", None],
     ).run()
     assert walk.asked == [
         {"step": "arrive"},
-        {"step": "digits", "digits": "1"},
-        {"step": "digits", "digits": ""},  # the timeout is sent as no digits
+        {"step": "digits", "digits": "1", "menu_step": "1"},
+        {"step": "digits", "digits": "", "menu_step": "2"},  # the timeout: no digits
     ]
     assert walk.said == [
         "Press 1 for council tax, 2 for housing.",

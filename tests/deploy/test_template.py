@@ -197,8 +197,8 @@ def test_callguards_own_policy_is_exactly_what_it_needs() -> None:
         "connect:StopContactRecording",
         "connect:DescribeContact",
         "connect:ListQueues",
+        "connect:DescribeUser",
         "s3:GetObject",
-        "s3:GetObjectVersion",
         "s3:ListBucketVersions",
         "s3:DeleteObjectVersion",
     }

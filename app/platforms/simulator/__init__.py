@@ -24,6 +24,7 @@ from app.retention.media import MediaSource
 
 if TYPE_CHECKING:
     from app.platforms.base import Worker
+    from app.platforms.simulation import Simulate
     from app.runtime.services import Services
 
 
@@ -57,6 +58,11 @@ class SimulatorPlatform(TwilioPlatform):
         if not isinstance(services.provider, SimulatorProvider):
             return []  # a test injected another client
         return [CallbackDispatcher(services.provider, services.webhook_token)]
+
+    def simulation(self) -> Simulate | None:
+        from app.platforms.simulator.scenarios import run
+
+        return run
 
 
 PLATFORM = SimulatorPlatform()

@@ -7,25 +7,23 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from rich.console import Console
 
 from app.calls.controls import PAUSE_NOT_CONFIRMED
 from app.config import Settings
-from app.platforms.simulator.drive import (
+from app.platforms.simulation import (
     DEFAULT_DEPARTMENT,
     DEFAULT_TO,
     NON_RECORDED_REASON,
     CallOptions,
-    LiveCall,
     PeopleApi,
-    Platform,
     Scenario,
     SimulationError,
-    signing_token,
+    number_for,
     supervisor_token,
 )
+from app.platforms.simulator.drive import LiveCall, Platform, signing_token
 from app.platforms.simulator.report import report
 
 # -- scenarios: after the call is queued, before the caller hangs up -----------------------
@@ -149,7 +147,7 @@ def run(
         department = DEFAULT_DEPARTMENT
     call = LiveCall(platform, people, console, options.talk)
     call.dial(
-        scenario, options.number or _number_for(policy, department), options.caller, options.digits
+        scenario, options.number or number_for(policy, department), options.caller, options.digits
     )
     try:
         with _interrupts_as_errors():
@@ -177,15 +175,3 @@ def _interrupts_as_errors() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def _number_for(policy: dict[str, Any], department: str | None) -> str:
-    if department is None:
-        return str(policy["main_numbers"][0])
-    for item in policy["departments"]:
-        if item["id"] == department:
-            if not item["numbers"]:
-                raise SimulationError(f"department {department} has no number of its own")
-            return str(item["numbers"][0])
-    known = ", ".join(d["id"] for d in policy["departments"])
-    raise SimulationError(f"no department {department!r}; the policy has: {known}")

@@ -22,6 +22,7 @@ from app.retention.media import MediaSource
 
 if TYPE_CHECKING:
     from app.platforms.base import Worker
+    from app.platforms.simulation import Simulate
     from app.runtime.services import Services
 
 
@@ -29,6 +30,9 @@ class TwilioPlatform:
     name = "twilio"
     id_pattern = r"[A-Za-z0-9]{2,64}"
     ended_status = "completed"  # the CallStatus of a call that ended normally
+
+    def check_settings(self, settings: Settings) -> None:
+        """Twilio's are in app/config.py, checked as the settings load."""
 
     def client(self, settings: Settings) -> Any:
         from app.platforms.twilio.rest import TwilioProvider
@@ -73,6 +77,9 @@ class TwilioPlatform:
 
     def workers(self, services: Services) -> list[Worker]:
         return []
+
+    def simulation(self) -> Simulate | None:
+        return None  # a real account's calls are real: see the simulator
 
 
 PLATFORM = TwilioPlatform()

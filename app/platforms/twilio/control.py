@@ -62,7 +62,8 @@ class TwilioCalls:
         self.api = api
         self.public_base_url = public_base_url
 
-    def start_recording(self, call_sid: str) -> RecordingInfo:
+    def start_recording(self, call_sid: str, segment_sid: str) -> RecordingInfo:
+        # A Twilio call is one segment: its own sid.
         callback = webhook_url(self.public_base_url, RECORDING_STATUS_PATH)
         return self.api.start_recording(call_sid, callback)
 
@@ -76,6 +77,7 @@ class TwilioCalls:
         return self.api.stop_recording(call_sid, recording_sid)
 
     def transfer_call(self, call_sid: str, leg: TransferLeg) -> None:
+        # Twilio moves the call itself: nothing for a person to do.
         self.api.redirect_call(call_sid, transfer_url(self.public_base_url, leg))
 
     def fetch_recording(self, recording_sid: str) -> RecordingInfo:

@@ -80,7 +80,7 @@ def enqueue(
 
 
 def dial(number: str, *, action: str | None = None, preface: Sequence[str] = ()) -> str:
-    """Connect the caller to another line (the non-recorded phone, the payment line).
+    """Put the caller through to another line (the non-recorded phone, the payment line).
     With `action`, the platform asks us what next when that leg ends."""
     response = VoiceResponse()
     for text in preface:

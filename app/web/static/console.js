@@ -301,7 +301,14 @@ async function optOut(card, outcome) {
 
 async function transfer(card, outcome) {
   const target = card.element.querySelector(".transfer-to").value;
-  card.call = await api("POST", path(card, "transfer"), { department: target });
+  try {
+    card.call = await api("POST", path(card, "transfer"), { department: target });
+  } catch (error) {
+    // A platform where people transfer calls themselves: its sentence says how.
+    if (!error.body || error.body.error !== "transfer_unsupported") throw error;
+    outcome.textContent = `Not transferred by callguard. ${error.message}`;
+    return;
+  }
   outcome.textContent = `Transferred to ${departmentName(target)}.`;
   card.farewell = `Call ${short(card.call.call_sid)} transferred to ${departmentName(target)}.`;
   announce(card.farewell);
@@ -328,8 +335,12 @@ async function confirmNonRecorded(event) {
   const card = dialogCard;
   $("non-recorded-dialog").close();
   await act(card, async (c, outcome) => {
-    c.call = await api("POST", path(c, "transfer"), { non_recorded_line: true, reason });
-    outcome.textContent = "Moved to the non-recorded line: recording stopped for good.";
+    const answer = await api("POST", path(c, "transfer"), { non_recorded_line: true, reason });
+    const { instruction, ...call } = answer;
+    c.call = call;
+    // Where the platform leaves the move itself to the supervisor, what to do now.
+    outcome.textContent =
+      instruction || "Moved to the non-recorded line: recording stopped for good.";
   });
   card.element.querySelector(".non-recorded").focus();
 }
