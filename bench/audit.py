@@ -1,15 +1,20 @@
-"""Benchmark of the audit log's hash chain: appending, and verifying the whole chain.
+"""Benchmark of the audit log: appending (sequenced), and verifying the whole log.
 
-1. Append throughput, on a freshly migrated database, through the real path: every
-   transaction is `unit_of_work` + one `audit.append`, chained and inserted at commit
-   under the lock on the single audit_head row (app/audit/log.py). First one writer, then
-   `--writers` threads at once; reported: events/s, p50/p99 commit latency, and the ratio
-   concurrent/single. Then `verify_chain` must find the chain whole (no fork, no gap) and
-   holding exactly the events written.
+1. Append throughput (bench/audit_appends.py): transactions of one `audit.append` each
+   through the app's own path, by 1 writer and by `--writers` threads at once, each run on
+   a freshly migrated database: the log as it is (app/audit/sequencer.py: a transaction
+   that does not get the sequencing lock commits its events to audit_pending and waits for
+   a sequencer to place them in a batch), against the chain as it was before (a lock on
+   the single audit_head row from each transaction's chaining until its commit is
+   durable), and against a ceiling: the same writers committing the same transactions with
+   nothing audited. Reported: events/s, commit p50/p99, the share of transactions that
+   placed their own events, the wait for a place (p50/p99), the ratios; PostgreSQL's
+   target is TARGET_RATIO in audit_appends.py. Then the log must verify (chain and tree),
+   holding exactly the events written. Proofs at 10 million events: bench/merkle.py.
 2. Verify throughput, on another freshly migrated database holding a chain of `--events`
    realistic events (the app's types, sids, actors, reasons and details). The chain is
-   built fast: rows sealed here with app.audit.chain.seal, bulk-inserted
-   with executemany in large batches, then audit_head set to the newest event; on
+   built fast: rows sealed here with app.audit.chain.seal, bulk-inserted with their tree
+   nodes with executemany in large batches, then audit_head set to the newest event; on
    PostgreSQL the table is then vacuumed, so that it is read as a chain at rest (months of
    events autovacuum has long since visited), not as rows inserted a second ago whose
    first reader pays for setting their hint bits. Timed:
@@ -18,15 +23,16 @@
    checks are timed); each walk REPEAT times, the fastest counting. Reported: both rates
    and their ratio, judged against TARGET_RATIO; and the verify's memory (tracemalloc
    peak, in a further, traced run; and the growth of the peak RSS) at E/10 and at E, to
-   show it does not grow with the chain.
+   show it does not grow with the chain. Then the tree's check (verify_tree), timed once:
+   what `callguard audit verify` adds after the chain.
 
     python bench/audit.py                        # full: 1,000,000 events, SQLite
     python bench/audit.py --database postgres    # own database callguard_bench_<pid>
     python bench/audit.py --quick                # CI: 20,000 events; exit 0 whatever
 
-Exit status: 0 done (and, in full mode, ratio met); 1 an error (a failed append, a chain
-that does not verify, a migration failure, the time limit); 3 full mode and the
-verify/bare ratio is below target. Bounded in count and time; the temporary files (and
+Exit status: 0 done (and, in full mode, both ratios met); 1 an error (a failed append, a
+log that does not verify, a migration failure, the time limit); 3 full mode and a ratio
+below its target. Bounded in count and time; the temporary files (and
 the PostgreSQL database, if any) are removed on exit, also on Ctrl-C or SIGTERM.
 """
 
