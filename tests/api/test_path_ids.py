@@ -61,9 +61,21 @@ print(json.dumps({"platforms": sorted(platforms.PLATFORMS), "answers": answers})
 """
 
 
-def test_twilio_pattern_refuses_a_hyphenated_id(client: TestClient, services: Services) -> None:
+def test_an_id_no_platform_gives_is_refused(client: TestClient, services: Services) -> None:
+    """The joined pattern takes Twilio's sids and Connect's UUIDs (both packages are here:
+    a call's id passes, unknown, as 404), and nothing else (422), hyphens or not."""
     token = make_user(services, "sam", Role.SUPERVISOR)
-    assert client.get(f"/api/v1/calls/{CONTACT_ID}", headers=bearer(token)).status_code == 422
+    answers = {
+        sid: client.get(f"/api/v1/calls/{sid}", headers=bearer(token)).status_code
+        for sid in (CONTACT_ID, "CA" + "0" * 32, "4a573372-1f28-4e26", "CA-0", "a" * 65)
+    }
+    assert answers == {
+        CONTACT_ID: 404,
+        "CA" + "0" * 32: 404,
+        "4a573372-1f28-4e26": 422,
+        "CA-0": 422,
+        "a" * 65: 422,
+    }
 
 
 def test_a_platforms_id_pattern_reaches_the_path_check(migrated_url: str, tmp_path: Path) -> None:
