@@ -43,6 +43,7 @@ from app.retention.fingerprints import Fingerprint, Fingerprinter, alert_mismatc
 from app.retention.media import MediaSource
 from app.storage.db import read_only_session, unit_of_work
 from app.storage.models import AuditEvent, Recording, utcnow
+from app.storage.policy_versions import active_policy, policy_version
 
 CASE_REFERENCE = r"^[^\x00-\x1f\x7f]+$"  # printed in statement.txt: one line, no controls
 AUDIO_IN_MEMORY = 1024 * 1024  # audio this small stays in memory while it is hashed
@@ -191,6 +192,7 @@ def _write(
             "recording_sid": recording_sid,
             "call_sid": export.call_sid,
             "department": recording.department,
+            "department_name": _department_name(session, recording),
             "started_at": recording.started_at.isoformat(),
             "completed_at": recording.completed_at.isoformat() if recording.completed_at else None,
             "duration_seconds": recording.duration_seconds,
@@ -211,6 +213,20 @@ def _write(
                     entry.write(chunk)
             archive.writestr("events.json", _pretty(events))
             archive.writestr("tree-head.json", _pretty(tree_head))
+
+
+def _department_name(session: Session, recording: Recording) -> str:
+    """As the policy the recording was made under names it ("Planning", not "planning"),
+    else the active policy, else its id."""
+    active = active_policy(session)
+    sources = (
+        [policy_version(session, recording.policy_version)] if recording.policy_version else []
+    )
+    for policy in [*sources, active.policy if active else None]:
+        found = policy.department(recording.department) if policy else None
+        if found is not None:
+            return found.name
+    return recording.department
 
 
 def _pretty(value: Any) -> str:

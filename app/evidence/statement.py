@@ -36,6 +36,12 @@ def _purpose(detail: dict[str, Any]) -> str:
     return str(detail.get("purpose", "an unstated purpose")).replace("_", " ")
 
 
+def _length(seconds: int | None) -> str:
+    if seconds is None:
+        return "."
+    return f"; {seconds} second{'' if seconds == 1 else 's'} long."
+
+
 def key_fingerprint(public_key: str) -> str:
     """SHA-256 of the raw public key, in hex: what a reader compares with the council's
     published key without reading base64."""
@@ -53,13 +59,9 @@ def write_statement(
         "",
         "WHAT THIS IS",
         f"A recording of call {recording['call_sid']}, made for the "
-        f"{recording['department']} department.",
+        f"{recording['department_name']} department ({recording['department']}).",
         f"Started {recording['started_at']}; completed {recording['completed_at'] or '-'}"
-        + (
-            f"; {recording['duration_seconds']} seconds long."
-            if recording["duration_seconds"] is not None
-            else "."
-        ),
+        + _length(recording["duration_seconds"]),
         f"The audio is {recording['audio']} ({recording['media_type']}).",
         f"Its SHA-256 is {recording['fingerprint']['sha256']} and it is "
         f"{recording['fingerprint']['bytes']} bytes long: the fingerprint callguard took "

@@ -121,6 +121,7 @@ def test_a_pack_holds_the_recording_its_history_and_proofs(
     statement = archive.read("statement.txt").decode()
     assert "OP-2026-0042" in statement and hashlib.sha256(AUDIO).hexdigest() in statement
     assert "exported an evidence pack for case OP-2026-0042" in statement
+    assert "made for the Contact Harlow department (contact-harlow)" in statement
     assert "verified" in verify(tmp_path, data)
 
 
