@@ -64,7 +64,7 @@ from webhook import PG_SERVER, BenchError, postgres_database, unwind_on_signals
 from app.audit import log as audit
 from app.audit.chain import message, seal
 from app.audit.merkle import Frontier, leaf_hash
-from app.audit.sequencer import NodeTable
+from app.audit.placing import NodeTable
 from app.audit.verify import Verdict, verify_chain, verify_tree
 from app.storage.db import make_engine, make_session_factory
 from app.storage.migrate import upgrade

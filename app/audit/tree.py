@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit import merkle
-from app.audit.sequencer import NodeTable
+from app.audit.placing import NodeTable
 from app.errors import BadRequest
 from app.storage.models import AuditHead
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.chain import GENESIS
 from app.audit.merkle import MissingNode, root, root_of
-from app.audit.sequencer import NodeTable
+from app.audit.placing import NodeTable
 from app.storage.models import AuditHead
 
 Problem = Literal["content_changed", "link_broken", "gap", "tree_mismatch"]

@@ -26,7 +26,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Connection, text
 
 from app.audit import log as audit
-from app.audit import sequencer
+from app.audit import placing, sequencer
 from app.audit.verify import verify_chain, verify_log
 from app.storage.db import make_engine, unit_of_work
 from app.storage.models import utcnow
@@ -98,7 +98,7 @@ def postgres_only(services) -> None:
 def sequencing_lock(services) -> Iterator[Connection]:
     """Hold the sequencing lock from another connection, as a busy sequencer would."""
     with services.engine.connect() as connection, connection.begin():
-        connection.execute(sequencer._LOCK)
+        connection.execute(placing.LOCK)
         yield connection
 
 
@@ -160,7 +160,7 @@ def wait_for_lock_waiters(services, count: int) -> None:
     while True:
         with services.engine.connect() as connection:
             waiting = connection.execute(
-                query, {"space": sequencer._LOCK_SPACE, "key": sequencer._LOCK_KEY}
+                query, {"space": placing.LOCK_SPACE, "key": placing.LOCK_KEY}
             ).scalar_one()
         if waiting >= count:
             return
@@ -199,14 +199,14 @@ SEQUENCER_KILLED_MID_BATCH = textwrap.dedent(
     """
     import sys, time
     from sqlalchemy import text
-    from app.audit import sequencer
+    from app.audit import placing
     from app.storage.db import make_engine
 
     engine = make_engine(sys.argv[1])
     with engine.connect() as connection:
         connection.begin()
-        connection.execute(sequencer._LOCK)
-        placed = sequencer._place(connection, (), waiting=True)  # not committed
+        connection.execute(placing.LOCK)
+        placed = placing.place_batch(connection, (), waiting=True)  # not committed
         print(len(placed), flush=True)
         time.sleep(60)  # killed here, mid-batch
     """
@@ -276,7 +276,7 @@ def test_events_a_dead_process_left_waiting_are_placed_by_the_background_pass(
     with services.engine.connect() as connection, connection.begin():
         # What a process that died between its commit and its place leaves behind.
         ids = connection.execute(
-            sequencer._WAIT,
+            placing.WAIT,
             [
                 {
                     "queued_at": utcnow() - timedelta(seconds=5),
