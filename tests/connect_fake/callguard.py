@@ -4,7 +4,8 @@ on), the app behind FastAPI's TestClient, and `ConnectCallguard` to play Connect
 (the flow's Lambda calls and EventBridge's contact events, app/platforms/connect/emulate.py)
 while the stand-in holds the contacts and their recordings.
 
-Fixtures: `s3_endpoint` (one moto server per process) and `connect_callguard`.
+Fixtures: `s3_endpoint` (one moto server per process) and `connect_callguard`;
+`council_instance` sets up an instance as a council would.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from app.runtime.services import Services, build_services
 from app.storage.models import Call, CallSegment, Recording
 
 from .server import FakeConnectServer
+from .state import Instance
 
 TOKEN = "connect-test-token-0123456789abcdef"
 CALLER = "+447700900123"
@@ -194,6 +196,16 @@ class ConnectCallguard:
     _menu: dict[str, str] = field(default_factory=dict)
 
 
+def council_instance(server: FakeConnectServer) -> tuple[Instance, dict[str, str]]:
+    """An instance at the stand-in with a queue per department of the default policy, named
+    by its id, plus callguard-fallback (as a council sets it up): it and the queues' ARNs."""
+    instance = server.add_instance()
+    queues = {FALLBACK: server.add_queue(instance.id, FALLBACK).arn}
+    for department in load_policy_file(DEFAULT_POLICY_PATH).departments:
+        queues[department.id] = server.add_queue(instance.id, department.id).arn
+    return instance, queues
+
+
 @pytest.fixture
 def connect_callguard(
     connect_server: FakeConnectServer,
@@ -203,10 +215,7 @@ def connect_callguard(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ConnectCallguard]:
     monkeypatch.chdir(tmp_path)
-    instance = connect_server.add_instance()
-    queues = {FALLBACK: connect_server.add_queue(instance.id, FALLBACK).arn}
-    for department in load_policy_file(DEFAULT_POLICY_PATH).departments:
-        queues[department.id] = connect_server.add_queue(instance.id, department.id).arn
+    instance, queues = council_instance(connect_server)
     monkeypatch.setenv("CALLGUARD_CONNECT_INSTANCE_ID", instance.id)
     monkeypatch.setenv("CALLGUARD_CONNECT_TOKEN", TOKEN)
     settings = load_settings(

@@ -27,10 +27,18 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def live(database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+def serve_env() -> dict[str, str]:
+    """More environment for the live service; a module overrides it to serve another
+    platform (its provider and settings). None: the simulator."""
+    return {}
+
+
+@pytest.fixture
+def live(database_url: str, tmp_path: Path, serve_env: dict[str, str]) -> Iterator[dict[str, str]]:
     port = free_port()
     env = {
         **os.environ,
+        **serve_env,
         "CALLGUARD_DATABASE_URL": database_url,
         "CALLGUARD_PORT": str(port),
         "CALLGUARD_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",

@@ -11,7 +11,7 @@ const $ = (id) => document.getElementById(id);
 let me = null; // {name, role}
 let departments = []; // from the active policy
 let timer = null;
-const cards = new Map(); // call_sid -> {element, call, busy, pauseFailed, eventsOpen}
+const cards = new Map(); // call_sid -> {element, call, busy, pauseFailed, eventsOpen, adviceFor}
 let dialogCard = null;
 
 class ApiError extends Error {
@@ -145,6 +145,7 @@ function render(calls) {
 function createCard(call) {
   const element = $("call-card").content.firstElementChild.cloneNode(true);
   const card = { element, call, busy: false, pauseFailed: false, eventsOpen: false };
+  card.adviceFor = null; // where the call was when a refused transfer's advice was shown
   const q = (selector) => element.querySelector(selector);
   element.dataset.callSid = call.call_sid;
   q("article").setAttribute("aria-label", `Call ${short(call.call_sid)}`);
@@ -196,6 +197,13 @@ function update(card, call) {
   element.classList.add(call.recording);
   q(".state-label").textContent = state.label;
   q(".state-reason").textContent = state.reason;
+  // A refused transfer's advice (how to move the call in the platform's own tool, e.g.
+  // Connect's CCP) holds only while the call is where it was given: once a poll shows it
+  // moved, or put on the non-recorded line by a supervisor, the advice would mislead.
+  if (card.adviceFor !== null && card.adviceFor !== placeOf(call)) {
+    card.adviceFor = null;
+    q(".outcome").textContent = "";
+  }
 
   // Card details may be taken only once the platform confirmed: payment in progress and
   // nothing recording. Anything else while paying is the red warning, never "resume".
@@ -236,6 +244,8 @@ function update(card, call) {
   if (card.eventsOpen) loadEvents(card).catch(() => {}); // shown again next poll
 }
 
+const placeOf = (call) => `${call.department}|${call.non_recorded_line}`;
+
 function syncTransfer(card) {
   const chosen = Boolean(card.element.querySelector(".transfer-to").value);
   card.element.querySelector(".transfer-go").setAttribute("aria-disabled", String(!chosen));
@@ -255,6 +265,7 @@ async function act(card, action) {
   const { element } = card;
   const buttons = element.querySelectorAll("button, select");
   card.busy = true;
+  card.adviceFor = null; // the action's own outcome replaces any advice shown
   element.setAttribute("aria-busy", "true");
   for (const node of buttons) node.dataset.wasDisabled = node.disabled ? "1" : "";
   for (const node of buttons) node.disabled = true;
@@ -307,6 +318,7 @@ async function transfer(card, outcome) {
     // A platform where people transfer calls themselves: its sentence says how.
     if (!error.body || error.body.error !== "transfer_unsupported") throw error;
     outcome.textContent = `Not transferred by callguard. ${error.message}`;
+    card.adviceFor = placeOf(card.call);
     return;
   }
   outcome.textContent = `Transferred to ${departmentName(target)}.`;
