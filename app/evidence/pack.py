@@ -206,7 +206,7 @@ def _write(
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             archive.writestr("statement.txt", write_statement(described, events, tree_head))
             archive.writestr("recording.json", _pretty(described))
-            info = zipfile.ZipInfo(name)
+            info = zipfile.ZipInfo(name, date_time=recording.started_at.timetuple()[:6])
             info.compress_type = zipfile.ZIP_STORED  # audio compresses little
             with archive.open(info, "w", force_zip64=True) as entry:
                 for chunk in iter(lambda: audio.read(CHUNK), b""):
