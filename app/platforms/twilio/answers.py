@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 
 from app.calls.answers import (
     FALLBACK_QUEUE,
@@ -31,23 +32,17 @@ class TwimlAnswers:
 
     def render(self, answer: Answer) -> str:
         match answer:
-            case Menu():
-                return twiml.menu(
-                    answer.policy,
-                    self._step(answer.step),
-                    notice=answer.notice,
-                    offer_opt_out=answer.offer_opt_out,
-                    preface=answer.preface,
-                )
-            case DepartmentNotice():
-                return twiml.department_notice(answer.policy, self._step(answer.step))
-            case Queue():
+            case Menu() | DepartmentNotice():
+                return _menu(self.public_base_url, answer)
+            case Queue() if self.workflow_sid:  # the Task names the call: nothing to share
                 return twiml.enqueue(
                     answer.department or FALLBACK_QUEUE,
                     call_sid=answer.call_sid,
                     workflow_sid=self.workflow_sid,
                     preface=answer.preface,
                 )
+            case Queue():
+                return _enqueue(answer.department or FALLBACK_QUEUE, answer.preface)
             case Dial():
                 back = (
                     transfer_url(self.public_base_url, answer.returns) if answer.returns else None
@@ -64,8 +59,28 @@ class TwimlAnswers:
             FAIL_SAFE_RECORDED_NOTICE if record else FAIL_SAFE_NOTICE,
         )
 
-    def _step(self, step: int) -> str:
-        return webhook_url(self.public_base_url, IVR_PATH, step=step)
+
+# The same few answers start and queue every call, and building their XML costs more than
+# the rest of the voice webhook's own Python (bench/inprocess.py): each is built once. The
+# builders are pure functions of these arguments (a policy's content never changes: its
+# objects compare by content, and hash as frozen models).
+@lru_cache(maxsize=64)
+def _menu(public_base_url: str, answer: Menu | DepartmentNotice) -> str:
+    step = webhook_url(public_base_url, IVR_PATH, step=answer.step)
+    if isinstance(answer, DepartmentNotice):
+        return twiml.department_notice(answer.policy, step)
+    return twiml.menu(
+        answer.policy,
+        step,
+        notice=answer.notice,
+        offer_opt_out=answer.offer_opt_out,
+        preface=answer.preface,
+    )
+
+
+@lru_cache(maxsize=64)
+def _enqueue(queue: str, preface: tuple[str, ...]) -> str:
+    return twiml.enqueue(queue, call_sid="", workflow_sid=None, preface=preface)
 
 
 def assignment_instruction(worker: Mapping[str, object]) -> Callable[[str | None], str]:
