@@ -25,7 +25,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -239,7 +239,7 @@ def appends(
     baseline: bool,
 ) -> None:
     """Warm up, then each of `runs` in turn, on one database; then verify it."""
-    with maybe_baseline(baseline):
+    with a_lock_per_transaction() if baseline else nullcontext():
         run_appends(factory, AppendRun("warm-up", 1), WARMUP_APPENDS, deadline, stream, 0)
         for i, run in enumerate(runs, start=1):
             with timed_waits(run):
@@ -253,15 +253,6 @@ def appends(
         f"({time.perf_counter() - t0:.2f}s)",
         flush=True,
     )
-
-
-@contextmanager
-def maybe_baseline(baseline: bool) -> Iterator[None]:
-    if baseline:
-        with a_lock_per_transaction():
-            yield
-    else:
-        yield
 
 
 def report(runs: Sequence[AppendRun], database: str) -> bool:

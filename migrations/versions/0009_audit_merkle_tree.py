@@ -113,17 +113,19 @@ def _hashes(bind: sa.Connection) -> Iterator[str]:
 
 def _build_tree(bind: sa.Connection, nodes: sa.Table) -> None:
     frontier, made = Frontier(), []
+
+    def flush() -> None:
+        if made:
+            bind.execute(
+                nodes.insert(), [{"level": lv, "position": at, "hash": h} for lv, at, h in made]
+            )
+            made.clear()
+
     for digest in _hashes(bind):
         made += frontier.append([leaf_hash(bytes.fromhex(digest))])
         if len(made) >= BATCH:
-            bind.execute(
-                nodes.insert(), [{"level": n[0], "position": n[1], "hash": n[2]} for n in made]
-            )
-            made = []
-    if made:
-        bind.execute(
-            nodes.insert(), [{"level": n[0], "position": n[1], "hash": n[2]} for n in made]
-        )
+            flush()
+    flush()
     head = bind.execute(sa.select(HEAD.c.sequence)).scalar_one()
     if head != frontier.size:
         raise RuntimeError(
