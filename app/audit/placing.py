@@ -9,7 +9,7 @@ who calls it when is app/audit/sequencer.py's."""
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import Histogram
@@ -21,14 +21,13 @@ from sqlalchemy import (
     insert,
     select,
     text,
-    true,
     tuple_,
-    update,
 )
 
 from app.audit.chain import place
 from app.audit.merkle import Frontier, MissingNode, Node, leaf_hash
-from app.storage.models import AuditEvent, AuditHead, AuditNode, AuditPending, table_of, utcnow
+from app.storage.driver import Sql
+from app.storage.models import AuditNode, AuditPending, table_of, utcnow
 
 BATCH = 1000  # events placed in one sequencing transaction at most
 
@@ -38,47 +37,39 @@ LOCK_SPACE, LOCK_KEY = 0x63676175, 1
 LOCK = text(f"SELECT pg_advisory_xact_lock({LOCK_SPACE}, {LOCK_KEY})")
 TRY_LOCK = text(f"SELECT pg_try_advisory_xact_lock({LOCK_SPACE}, {LOCK_KEY})")
 
-_HEAD = table_of(AuditHead)
 _NODES = table_of(AuditNode)
 _PENDING = table_of(AuditPending)
-_READ_HEAD = select(_HEAD.c.sequence, _HEAD.c.hash, _HEAD.c.root).where(_HEAD.c.id == 1)
-_MOVE_HEAD = (
-    update(_HEAD)
-    .where(_HEAD.c.id == 1)
-    .values(
-        sequence=bindparam("new_sequence"),
-        hash=bindparam("new_hash"),
-        root=bindparam("new_root"),
-    )
-)
-_INSERT_EVENTS = insert(table_of(AuditEvent))
-_INSERT_NODES = insert(_NODES)
-WAIT = insert(_PENDING).returning(_PENDING.c.id, sort_by_parameter_order=True)
-_OLDEST_WAITING = (
-    select(
-        _PENDING.c.id,
-        _PENDING.c.queued_at,
-        _PENDING.c.type,
-        _PENDING.c.call_sid,
-        _PENDING.c.recording_sid,
-        _PENDING.c.body,
-    )
-    .order_by(_PENDING.c.id)
-    .limit(BATCH)
-    .subquery()
-)
+# Every batch's statements, sent to the driver (app/storage/driver.py: SQLAlchemy's own
+# execution cost more than the statements themselves on this path).
+_READ_HEAD = Sql("SELECT sequence, hash, root FROM audit_head WHERE id = 1")
 # The head and the oldest waiting events in one read (a row for the head alone when
 # nothing waits), in id order.
-_READ_WAITING = (
-    select(_HEAD.c.sequence, _HEAD.c.hash, _HEAD.c.root, *_OLDEST_WAITING.c)
-    .select_from(_HEAD.outerjoin(_OLDEST_WAITING, true()))
-    .where(_HEAD.c.id == 1)
-    .order_by(_OLDEST_WAITING.c.id)
+_READ_WAITING = Sql(
+    f"""
+    SELECT h.sequence, h.hash, h.root, w.id, w.queued_at, w.type, w.call_sid,
+           w.recording_sid, w.body
+    FROM audit_head AS h LEFT OUTER JOIN (
+        SELECT id, queued_at, type, call_sid, recording_sid, body FROM audit_pending
+        ORDER BY id LIMIT {BATCH}
+    ) AS w ON true
+    WHERE h.id = 1 ORDER BY w.id
+    """  # noqa: S608 (BATCH is this module's constant)
 )
+_INSERT_EVENTS = Sql(
+    "INSERT INTO audit_events (sequence, type, call_sid, recording_sid, prev_hash, hash, body)"
+    " VALUES (:sequence, :type, :call_sid, :recording_sid, :prev_hash, :hash, :body)"
+)
+# (SQLite only, from the (level, position, hash) tuples merkle gives)
+_INSERT_NODES = Sql("INSERT INTO audit_nodes (level, position, hash) VALUES (?, ?, ?)")
+_MOVE_HEAD = Sql(
+    "UPDATE audit_head SET sequence = :new_sequence, hash = :new_hash, root = :new_root"
+    " WHERE id = 1"
+)
+WAIT = insert(_PENDING).returning(_PENDING.c.id, sort_by_parameter_order=True)
 _EVENT_COLUMNS = ("sequence", "type", "call_sid", "recording_sid", "prev_hash", "hash", "body")
 # PostgreSQL: a batch's events, nodes, the waiting rows it took and the head, written in one
 # statement from arrays.
-_WRITE_BATCH = text(
+_WRITE_BATCH = Sql(
     """
     WITH placed AS (
         INSERT INTO audit_events (sequence, type, call_sid, recording_sid, prev_hash, hash, body)
@@ -158,14 +149,15 @@ def place_batch(
     """Give the events waiting in audit_pending (oldest first, BATCH at most; PostgreSQL,
     when `waiting`), then `own`, their places, holding the sequencing lock (or SQLite's
     write lock): events, tree nodes, head. Returns the ids of audit_pending placed."""
-    rows = connection.execute(_READ_WAITING if waiting else _READ_HEAD).all()
+    cursor = (_READ_WAITING if waiting else _READ_HEAD).run(connection)
+    names = [column[0] for column in cursor.description]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     head = rows[0]
-    taken = [row for row in rows if waiting and row.id is not None]
-    frontier = _frontier(connection, head.sequence, head.root)
-    sequence, previous = head.sequence, head.hash
+    taken = [row for row in rows if waiting and row["id"] is not None]
+    frontier = _frontier(connection, head["sequence"], head["root"])
+    sequence, previous = head["sequence"], head["hash"]
     events: list[dict[str, Any]] = []
-    placing: list[Mapping[str, Any]] = [dict(t._mapping) for t in taken]
-    for row in [*placing, *own]:
+    for row in [*taken, *own]:
         sequence += 1
         events.append(place(row, sequence, previous))
         previous = events[-1]["hash"]
@@ -173,27 +165,25 @@ def place_batch(
         return []
     nodes = frontier.append(leaf_hash(bytes.fromhex(e["hash"])) for e in events)
     moved = {"new_sequence": sequence, "new_hash": previous, "new_root": frontier.root()}
-    ids = [t.id for t in taken]
+    ids = [t["id"] for t in taken]
     if connection.dialect.name == "postgresql":
         # One statement, one round trip, for everything the batch writes: the lock is
         # held for the batch, and each round trip of it is a wait for every waiter.
-        connection.execute(
-            _WRITE_BATCH,
+        _WRITE_BATCH.run(
+            connection,
             {column: [e[column] for e in events] for column in _EVENT_COLUMNS}
             | {"levels": [n[0] for n in nodes], "positions": [n[1] for n in nodes]}
             | {"hashes": [n[2] for n in nodes], "ids": ids, "notify": bool(ids)}
             | moved,
         )
     else:
-        connection.execute(_INSERT_EVENTS, events)
-        connection.execute(
-            _INSERT_NODES, [{"level": lv, "position": at, "hash": h} for lv, at, h in nodes]
-        )
-        connection.execute(_MOVE_HEAD, moved)
+        _INSERT_EVENTS.run_many(connection, events)
+        _INSERT_NODES.run_many(connection, nodes)
+        _MOVE_HEAD.run(connection, moved)
     _frontiers[connection.engine] = frontier
     BATCH_EVENTS.observe(len(events))
     if taken:
         now = utcnow()
         for t in taken:
-            SEQUENCING_DELAY.observe(max(0.0, (now - t.queued_at).total_seconds()))
+            SEQUENCING_DELAY.observe(max(0.0, (now - t["queued_at"]).total_seconds()))
     return ids
