@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -10,6 +9,7 @@ from sqlalchemy import bindparam, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.storage.driver import Sql, stored_time
 from app.storage.models import (
     Call,
     CallSegment,
@@ -30,40 +30,30 @@ _LOCK_CALL = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
-_RECEIPTS = table_of(WebhookReceipt)
-_KEEP_RESPONSE = (
-    _RECEIPTS.update()
-    .where(_RECEIPTS.c.id == bindparam("receipt"))
-    .values(response_body=bindparam("body"))
+# Every webhook claims a receipt and keeps its answer: plain values, sent to the driver
+# (app/storage/driver.py). A duplicate's key or token conflicts: no row, so None.
+_CLAIM_RECEIPT = Sql(
+    "INSERT INTO webhook_receipts (dedupe_key, idempotency_token, path, call_sid, received_at)"
+    " VALUES (:dedupe_key, :idempotency_token, :path, :call_sid, :received_at)"
+    " ON CONFLICT DO NOTHING RETURNING id"
 )
-
-
-@dataclass(frozen=True)
-class _Inserts:
-    call: Any
-    receipt: Any
+_KEEP_RESPONSE = Sql("UPDATE webhook_receipts SET response_body = :body WHERE id = :receipt")
 
 
 @lru_cache(maxsize=2)
-def _inserts(dialect: str) -> _Inserts:
-    """Core INSERT … ON CONFLICT DO NOTHING statements, built once per dialect: on every
-    webhook's path, and the ORM's bulk machinery costs more than the statements."""
+def _insert_call(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING, built once per dialect (Core: the model's defaults
+    fill the row)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return _Inserts(
-        call=insert(table_of(Call)).on_conflict_do_nothing(index_elements=["call_sid"]),
-        receipt=insert(_RECEIPTS).on_conflict_do_nothing().returning(_RECEIPTS.c.id),
-    )
-
-
-def _statements(session: Session) -> _Inserts:
-    return _inserts(session.get_bind().dialect.name)
+    return insert(table_of(Call)).on_conflict_do_nothing(index_elements=["call_sid"])
 
 
 def lock_call(session: Session, call_sid: str, **defaults: Any) -> Call:
     """The call row, created if new, locked for the rest of the transaction so that
     changes to one call are serialised across processes (SQLite: BEGIN IMMEDIATE already
     holds the database's single write lock)."""
-    session.connection().execute(_statements(session).call, {"call_sid": call_sid, **defaults})
+    connection = session.connection()
+    connection.execute(_insert_call(connection.dialect.name), {"call_sid": call_sid, **defaults})
     return session.scalars(_LOCK_CALL, {"sid": call_sid}).one()
 
 
@@ -118,25 +108,23 @@ def claim_receipt(
     the platform's idempotency token) was already applied: the caller then replays the stored
     response instead. A concurrent duplicate waits on the unique index until the first
     commits, then gets None."""
-    return (
-        session.connection()
-        .execute(
-            _statements(session).receipt,
-            {
-                "dedupe_key": key,
-                "idempotency_token": token,
-                "path": path,
-                "call_sid": call_sid,
-                "received_at": utcnow(),
-            },
-        )
-        .scalar_one_or_none()
-    )
+    connection = session.connection()
+    claimed = _CLAIM_RECEIPT.run(
+        connection,
+        {
+            "dedupe_key": key,
+            "idempotency_token": token,
+            "path": path,
+            "call_sid": call_sid,
+            "received_at": stored_time(connection, utcnow()),
+        },
+    ).fetchall()  # stepped to its end: SQLite commits no statement still running
+    return claimed[0][0] if claimed else None
 
 
 def keep_response(session: Session, receipt: int, body: str) -> None:
     """Store the answer, so that a duplicate delivery gets the same one."""
-    session.connection().execute(_KEEP_RESPONSE, {"receipt": receipt, "body": body})
+    _KEEP_RESPONSE.run(session.connection(), {"receipt": receipt, "body": body})
 
 
 def stored_response(session: Session, key: str, token: str | None) -> str | None:

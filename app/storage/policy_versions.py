@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.audit import log as audit
 from app.recording_policy import DEFAULT_POLICY_PATH, Policy, PolicyError, load_policy_text
+from app.storage.driver import Sql
 from app.storage.models import PolicyActivation, PolicyVersion
 
 _ACTIVATION_LOCK = 0x63_67_70_6F_6C  # "cgpol": the advisory lock of ensure_active
@@ -45,12 +46,11 @@ def _parse(session: Session, version: int, digest: str) -> Policy | None:
     return None if isinstance(cached, PolicyError) else cached
 
 
-# The newest activation and its content hash: built once, it is on every webhook's path.
-_ACTIVE = (
-    select(PolicyActivation.version, PolicyVersion.content_sha256)
-    .join(PolicyVersion, PolicyVersion.version == PolicyActivation.version)
-    .order_by(PolicyActivation.id.desc())
-    .limit(1)
+# The newest activation and its content hash: on every webhook's path, so sent to the
+# driver (app/storage/driver.py).
+_ACTIVE = Sql(
+    "SELECT a.version, v.content_sha256 FROM policy_activations AS a"
+    " JOIN policy_versions AS v ON v.version = a.version ORDER BY a.id DESC LIMIT 1"
 )
 
 
@@ -59,11 +59,12 @@ def active_policy(session: Session) -> ActivePolicy | None:
     (callers then apply the fail-safe)."""
     # On the connection (Core): no autoflush of a webhook's pending call row, which would
     # cost a second UPDATE at commit; `activate` flushes its activation itself.
-    row = session.connection().execute(_ACTIVE).first()
-    if row is None:
+    rows = _ACTIVE.run(session.connection()).fetchall()
+    if not rows:
         return None
-    policy = _parse(session, row.version, row.content_sha256)
-    return None if policy is None else ActivePolicy(row.version, policy)
+    ((version, digest),) = rows
+    policy = _parse(session, version, digest)
+    return None if policy is None else ActivePolicy(version, policy)
 
 
 def policy_version(session: Session, version: int) -> Policy | None:
