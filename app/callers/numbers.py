@@ -15,6 +15,7 @@ import hmac
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import phonenumbers
 from cryptography.exceptions import InvalidTag
@@ -128,15 +129,23 @@ def vault(secret: str) -> NumberVault:
     return NumberVault(secret)
 
 
+def sealed_columns(call_sid: str, raw: str | None, secret: str, region: str) -> dict[str, Any]:
+    """The call row's columns holding the caller's number sealed; none for a withheld one."""
+    e164 = normalise(raw, region)
+    if e164 is None:
+        return {}
+    sealed = vault(secret).seal(call_sid, e164)
+    return {
+        "caller_number_ciphertext": sealed.ciphertext,
+        "caller_number_wrapped_key": sealed.wrapped_key,
+        "caller_number_key_id": sealed.key_id,
+        "caller_number_hash": sealed.lookup_hash,
+    }
+
+
 def protect_caller(call: Call, raw: str | None, secret: str, region: str) -> None:
     """Store the caller's number sealed; a withheld number stores nothing."""
     if call.caller_number_wrapped_key is not None or call.number_erased_at is not None:
         return
-    e164 = normalise(raw, region)
-    if e164 is None:
-        return
-    sealed = vault(secret).seal(call.call_sid, e164)
-    call.caller_number_ciphertext = sealed.ciphertext
-    call.caller_number_wrapped_key = sealed.wrapped_key
-    call.caller_number_key_id = sealed.key_id
-    call.caller_number_hash = sealed.lookup_hash
+    for column, value in sealed_columns(call.call_sid, raw, secret, region).items():
+        setattr(call, column, value)

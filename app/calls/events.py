@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.audit import log as audit
 from app.callers.numbers import protect_caller
 from app.calls.answers import Answer, DepartmentNotice, FailSafe, Menu, Queue
+from app.calls.arrival import arrive_new
 from app.calls.decisions import end_call, redecide
 from app.calls.inputs import (
     RECORDING_ENDINGS,
@@ -77,25 +78,31 @@ class CallEvents:
             receipt = claim_receipt(session, delivery.key, delivery.token, "voice", call_sid)
             if receipt is None:
                 return Reply(stored_response(session, delivery.key, delivery.token), True)
-            call = lock_call(session, call_sid, dialled_number=event.dialled or None)
-            if event.segment_sid is not None:
-                call.segment_sid = event.segment_sid
-                segment_of(session, call, event.segment_sid, None, "arrived")
-            protect_caller(
-                call, event.caller, self.settings.number_key, self.settings.default_region
-            )
             active = active_policy(session)
-            audit.append(
-                session,
-                audit.EventType.CALL_STARTED,
-                actor=PLATFORM,
-                call_sid=call_sid,
-                policy_version=active.version if active else None,
-                detail={"dialled": event.dialled, "direction": event.direction},
-            )
-            body = render(self._answer(session, call, active))
+            answer = arrive_new(session, event, active, self.settings)  # the common case
+            if answer is None:
+                answer = self._arrived(session, event, active)
+            body = render(answer)
             keep_response(session, receipt, body)
         return Reply(body)
+
+    def _arrived(self, session: Session, event: CallArrived, active: ActivePolicy | None) -> Answer:
+        """Any arrival: a call already known, on a segment, queued at once, or with no
+        valid policy (app/calls/arrival.py takes the common case in one INSERT)."""
+        call = lock_call(session, event.call_sid, dialled_number=event.dialled or None)
+        if event.segment_sid is not None:
+            call.segment_sid = event.segment_sid
+            segment_of(session, call, event.segment_sid, None, "arrived")
+        protect_caller(call, event.caller, self.settings.number_key, self.settings.default_region)
+        audit.append(
+            session,
+            audit.EventType.CALL_STARTED,
+            actor=PLATFORM,
+            call_sid=event.call_sid,
+            policy_version=active.version if active else None,
+            detail={"dialled": event.dialled, "direction": event.direction},
+        )
+        return self._answer(session, call, active)
 
     def _answer(self, session: Session, call: Call, active: ActivePolicy | None) -> Answer:
         if active is None:

@@ -40,7 +40,9 @@ class Sql:
         """The driver's cursor, executed (fetch from it)."""
         return _execute(connection, self, params or {}, many=False)
 
-    def run_many(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    def run_many(
+        self, connection: Connection, rows: Sequence[Mapping[str, Any] | tuple[Any, ...]]
+    ) -> None:
         if rows:
             _execute(connection, self, rows, many=True)
 
