@@ -8,8 +8,8 @@ not seen before, routed to the menu or to a recorded department's notice, where 
 is decided yet (the caller has not heard the notice) — the whole row is built first and
 inserted once; if the call turns out to exist already (a repeated webhook under another
 key, a call the platform told us of earlier), nothing is written and the general path
-takes it. Measured on this project's machine (issue 17, bench/inprocess.py): the handler
-without the ORM's select and flush of the call is about a third shorter.
+takes it. The INSERT goes to the driver (app/storage/driver.py: SQLAlchemy's processing of
+a 28-column insert cost more than the database's work).
 
 What the two paths write must stay the same: tests/api/test_arrival.py compares the rows
 and events of both, call for call.
@@ -23,12 +23,14 @@ from app.audit import log as audit
 from app.callers.numbers import sealed_columns
 from app.calls.answers import Answer, DepartmentNotice, Menu
 from app.calls.inputs import CallArrived
-from app.calls.store import insert_call
 from app.config import Settings
 from app.routing.router import ToDepartment, ToMenu, route_inbound
+from app.storage.driver import NewRow
+from app.storage.models import Call, table_of
 from app.storage.policy_versions import ActivePolicy
 
 PLATFORM = "platform"
+_NEW_CALL = NewRow(table_of(Call), "call_sid")  # sent to the driver: app/storage/driver.py
 
 
 def arrive_new(
@@ -53,8 +55,7 @@ def arrive_new(
     row |= sealed_columns(
         event.call_sid, event.caller, settings.number_key, settings.default_region
     )
-    connection = session.connection()
-    if connection.execute(insert_call(connection.dialect.name), row).rowcount != 1:
+    if not _NEW_CALL.run(session.connection(), row):
         return None  # the call exists: the general path locks and updates it
     for type_, detail in (
         (audit.EventType.CALL_STARTED, {"dialled": event.dialled, "direction": event.direction}),

@@ -41,7 +41,7 @@ _KEEP_RESPONSE = Sql("UPDATE webhook_receipts SET response_body = :body WHERE id
 
 
 @lru_cache(maxsize=2)
-def insert_call(dialect: str) -> Any:
+def _insert_call(dialect: str) -> Any:
     """INSERT … ON CONFLICT DO NOTHING, built once per dialect (Core: the model's defaults
     fill the row)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -53,7 +53,7 @@ def lock_call(session: Session, call_sid: str, **defaults: Any) -> Call:
     changes to one call are serialised across processes (SQLite: BEGIN IMMEDIATE already
     holds the database's single write lock)."""
     connection = session.connection()
-    connection.execute(insert_call(connection.dialect.name), {"call_sid": call_sid, **defaults})
+    connection.execute(_insert_call(connection.dialect.name), {"call_sid": call_sid, **defaults})
     return session.scalars(_LOCK_CALL, {"sid": call_sid}).one()
 
 

@@ -15,12 +15,13 @@ and a lost connection is invalidated so that the pool does not hand it out again
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import JSON, Connection, Table
 from sqlalchemy.exc import DBAPIError
 
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")  # :name, not a ::cast
@@ -76,6 +77,46 @@ def _execute(connection: Connection, sql: Sql, params: Any, *, many: bool) -> An
 def stored_time(connection: Connection, moment: datetime) -> Any:
     """A UTC time as app.storage.models.UTCDateTime stores it: SQLite holds naive UTC text
     in SQLAlchemy's format, PostgreSQL a timestamptz."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: callguard stores UTC-aware times only")
     if connection.dialect.name == "postgresql":
         return moment
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class NewRow:
+    """INSERT … ON CONFLICT DO NOTHING of a whole row of `table`: the columns not given are
+    filled from the model's Python defaults, and values stored as SQLAlchemy's types would
+    (JSON as text, UTC times as app.storage.models.UTCDateTime). `run` says whether the
+    row was inserted."""
+
+    def __init__(self, table: Table, conflict: str) -> None:
+        self.columns = [column.key for column in table.columns]
+        self.defaults: dict[str, Callable[[], Any]] = {}
+        self.json = {c.key for c in table.columns if isinstance(c.type, JSON)}
+        self.times = {c.key for c in table.columns if getattr(c.type, "is_utc_time", False)}
+        for column in table.columns:
+            default = column.default
+            if default is None:
+                self.defaults[column.key] = lambda: None
+            elif getattr(default, "is_scalar", False):
+                self.defaults[column.key] = lambda value=default.arg: value  # type: ignore[attr-defined,misc]
+            else:  # a callable SQLAlchemy wrapped to take its execution context
+                self.defaults[column.key] = lambda call=default.arg: call(None)  # type: ignore[attr-defined,misc]
+        names = ", ".join(self.columns)
+        values = ", ".join(f":{name}" for name in self.columns)
+        self.sql = Sql(
+            f"INSERT INTO {table.name} ({names}) VALUES ({values})"  # noqa: S608 (the model's names)
+            f" ON CONFLICT ({conflict}) DO NOTHING"
+        )
+
+    def run(self, connection: Connection, given: Mapping[str, Any]) -> bool:
+        row = {
+            name: given[name] if name in given else self.defaults[name]() for name in self.columns
+        }
+        for name in self.json:
+            row[name] = None if row[name] is None else json.dumps(row[name])
+        for name in self.times:
+            row[name] = None if row[name] is None else stored_time(connection, row[name])
+        inserted: int = self.sql.run(connection, row).rowcount
+        return inserted == 1
