@@ -41,7 +41,11 @@ def timestamp(moment: datetime) -> str:
     """One format for every time: UTC with microseconds and a Z."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = moment.astimezone(UTC)
+    if moment.year < 1000:  # strftime's %Y does not pad them on every platform
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same text as that strftime, in a third of its time (every event has two).
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def plain(value: Any) -> Any:

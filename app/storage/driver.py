@@ -81,7 +81,7 @@ def stored_time(connection: Connection, moment: datetime) -> Any:
         raise ValueError("naive datetime: callguard stores UTC-aware times only")
     if connection.dialect.name == "postgresql":
         return moment
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class NewRow:

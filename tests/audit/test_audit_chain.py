@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
+from app.audit import chain
 from app.audit import log as audit
 from app.audit.merkle import Frontier, leaf_hash
 from app.audit.verify import verify_chain
@@ -350,3 +352,18 @@ def test_events_appended_during_a_walk_are_no_gap(services, monkeypatch) -> None
     monkeypatch.setattr(verify, "_rows", rows_then_an_append)
     with read_only_session(services.engine) as session:
         assert verify_chain(session).as_dict() == {"ok": True, "events": 5}
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 12, 5, 3, 15, 31, 924897, tzinfo=UTC),
+        datetime(2026, 1, 1, tzinfo=UTC),  # no microseconds: still six digits
+        datetime(2026, 3, 29, 1, 30, 0, 5, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(999, 1, 1, tzinfo=UTC),
+    ],
+)
+def test_times_are_hashed_in_the_documented_format(moment: datetime) -> None:
+    expected = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert chain.timestamp(moment) == expected
