@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -11,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 # Stable constraint names, so Alembic migrations are identical on SQLite and PostgreSQL.
@@ -30,10 +32,46 @@ class Base(DeclarativeBase):
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "checkout", _ping_when_idle(engine))
+    event.listen(engine, "connect", _note_use)  # new: as good as pinged
+    event.listen(engine, "checkin", _note_use)
+    return engine
+
+
+# A pooled connection that sat unused may have been dropped (a database restart, a proxy's
+# idle timeout): it is pinged before it is handed out. SQLAlchemy's pool_pre_ping pings on
+# every checkout, a round trip on every request (an IVR webhook checks out five times);
+# a connection checked in moments ago is as good as a ping, so it is pinged only after
+# IDLE_PING_SECONDS unused. One dropped within that window fails its one statement, which
+# SQLAlchemy reports as a disconnect and answers by discarding the pool's older
+# connections; the request is journalled (webhooks) or answered 503 (the API), as for any
+# outage.
+IDLE_PING_SECONDS = 1.0
+_LAST_USED = "callguard_last_used"
+
+
+def _note_use(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_LAST_USED] = time.monotonic()
+
+
+def _ping_when_idle(engine: Engine) -> Any:
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        last_used = record.info.get(_LAST_USED)
+        if last_used is not None and time.monotonic() - last_used < IDLE_PING_SECONDS:
+            return
+        reason = "no answer"
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            alive = False
+            reason = type(exc).__name__
+        if not alive:  # the pool discards it and checks out a fresh connection
+            raise DisconnectionError(f"stale pooled connection ({reason})")
+
+    return checkout
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
