@@ -15,6 +15,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from app.storage.driver import Sql
+
 # Stable constraint names, so Alembic migrations are identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -98,8 +100,7 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         # IMMEDIATE takes the write lock up front: SQLite's single writer then serialises
         # per-call changes, and no transaction fails late upgrading a read lock. A long
         # read (verifying the audit chain) asks for a plain BEGIN so it blocks no writer.
-        read_only = connection.info.get(READ_ONLY)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        (_BEGIN if connection.info.get(READ_ONLY) else _BEGIN_IMMEDIATE).run(connection)
 
     return engine
 
@@ -109,6 +110,11 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     # registers that hook on every Session itself, so storage knows nothing of the audit.
     return sessionmaker(bind=engine, expire_on_commit=False)
 
+
+_BEGIN, _BEGIN_IMMEDIATE = (
+    Sql("BEGIN"),
+    Sql("BEGIN IMMEDIATE"),
+)  # every transaction's: to the driver
 
 # SQLite has one writer. Threads queueing on a Python lock are woken the moment it is free;
 # threads queueing in SQLite's busy handler sleep in steps of up to 100 ms (p99 latency).
