@@ -35,7 +35,15 @@ BATCH = 1000  # events placed in one sequencing transaction at most
 # (app/calls/locks.py): "callguard audit", sequencing.
 LOCK_SPACE, LOCK_KEY = 0x63676175, 1
 LOCK = text(f"SELECT pg_advisory_xact_lock({LOCK_SPACE}, {LOCK_KEY})")
-TRY_LOCK = text(f"SELECT pg_try_advisory_xact_lock({LOCK_SPACE}, {LOCK_KEY})")
+_TRY_LOCK = Sql(f"SELECT pg_try_advisory_xact_lock({LOCK_SPACE}, {LOCK_KEY})")
+
+
+def try_lock(connection: Connection) -> bool:
+    """The sequencing lock, if free (held to the transaction's end); every audited commit
+    on PostgreSQL asks, so sent to the driver."""
+    ((locked,),) = _TRY_LOCK.run(connection).fetchall()
+    return bool(locked)
+
 
 _NODES = table_of(AuditNode)
 _PENDING = table_of(AuditPending)

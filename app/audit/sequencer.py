@@ -39,7 +39,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from app.audit.chain import unsequenced
-from app.audit.placing import BATCH, OLDEST, TRY_LOCK, WAIT, place_batch
+from app.audit.placing import BATCH, OLDEST, WAIT, place_batch, try_lock
 from app.audit.waiters import await_places, sequencer_of
 from app.storage.models import utcnow
 
@@ -66,7 +66,7 @@ def _before_commit(session: Session) -> None:
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         place_batch(connection, rows, waiting=False)
-    elif not sequencer_of(connection.engine).busy and connection.execute(TRY_LOCK).scalar():
+    elif not sequencer_of(connection.engine).busy and try_lock(connection):
         # Nobody of this process is waiting: the lock is likely free, and taking it here
         # places this transaction's events in its own commit (no wait, no second commit).
         place_batch(connection, rows, waiting=True)
@@ -97,7 +97,7 @@ def place_waiting(engine: Engine) -> int:
     with engine.connect() as connection:
         while True:
             with connection.begin():
-                if not connection.execute(TRY_LOCK).scalar():
+                if not try_lock(connection):
                     return placed  # the holder places them
                 done = len(place_batch(connection, (), waiting=True))
             placed += done

@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.pool import NullPool
 
-from app.audit.placing import BATCH, CHANNEL, TRY_LOCK, UNPLACED, place_batch
+from app.audit.placing import BATCH, CHANNEL, UNPLACED, place_batch, try_lock
 from app.errors import Unavailable
 
 log = structlog.get_logger(__name__)
@@ -144,7 +144,7 @@ class Sequencer:
         them: those up to the newest it placed are placed (by this batch or an earlier
         sequencer); only a full batch can leave newer ones."""
         with connection.begin():
-            if connection.execute(TRY_LOCK).scalar():
+            if try_lock(connection):
                 placed = place_batch(connection, (), waiting=True)
                 if len(placed) < BATCH:
                     return set()
