@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,12 +53,6 @@ Render = Callable[[Answer], str]
 class Reply:
     body: str | None
     duplicate: bool = False
-    # Work to run once the answer is sent (the platform webhook schedules it): a reconcile
-    # that can only start or resume a recording. The caller hears the queue a platform
-    # round trip sooner; one that stops or pauses runs before the answer, so that nobody
-    # is recorded past the moment they should not be. A crash in between leaves the call
-    # drifted, which the reconcile sweep finds.
-    then: Callable[[], None] | None = None
 
 
 class CallEvents:
@@ -219,16 +212,8 @@ class CallEvents:
                 queued = call.queued
             body = render(answer)
             keep_response(session, receipt, body)
-        return self.reconciled(call, body) if queued else Reply(body)
-
-    def reconciled(self, call: Call, body: str) -> Reply:
-        """The answer, with the call's reconcile after it when it can only start or resume
-        recording (Reply.then), else done first."""
-        if call.desired == "recording":
-            return Reply(
-                body, then=partial(self.reconciler.reconcile_or_leave, call.call_sid, PLATFORM)
-            )
-        self.reconciler.reconcile_or_leave(call.call_sid, PLATFORM)
+        if queued:
+            self.reconciler.reconcile_or_leave(call_sid, PLATFORM)
         return Reply(body)
 
     def queue_answer(self, call: Call, department: str | None) -> Queue:

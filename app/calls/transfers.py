@@ -222,4 +222,6 @@ class Transfers:
                 answer = self.events.queue_answer(call, event.department or call.department)
             body = render(answer)
             keep_response(session, receipt, body)
-        return self.events.reconciled(call, body) if kind == "payment_return" else Reply(body)
+        if kind == "payment_return":
+            self.reconciler.reconcile_or_leave(call_sid, PLATFORM)
+        return Reply(body)

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-import structlog
 from fastapi import APIRouter
-from starlette.background import BackgroundTask
 
-from app.calls.events import Reply
 from app.calls.journal import Entry
 from app.calls.provider import Provider, RecordingStore
 from app.config import Settings
@@ -28,8 +25,6 @@ from app.retention.media import MediaSource
 if TYPE_CHECKING:
     from app.platforms.simulation import Simulate
     from app.runtime.services import Services
-
-log = structlog.get_logger(__name__)
 
 
 class Worker(Protocol):
@@ -85,20 +80,3 @@ class PhonePlatform(Protocol):
         """How `callguard simulate` plays this platform against a running service (None:
         it cannot without a real account)."""
         ...
-
-
-def after_answer(reply: Reply) -> BackgroundTask | None:
-    """A reply's follow-up (Reply.then) as a task Starlette runs once the answer is sent.
-    Its failure is logged, not raised (the answer is gone): the reconcile sweep finds the
-    call still drifted and retries."""
-    if reply.then is None:
-        return None
-    then = reply.then
-
-    def run() -> None:
-        try:
-            then()
-        except Exception:
-            log.exception("after_answer_failed")
-
-    return BackgroundTask(run)

@@ -26,7 +26,6 @@ from app.calls.inputs import SegmentArrived
 from app.calls.provider import ProviderError
 from app.calls.store import find_call
 from app.errors import BadRequest, Forbidden, Unauthorized, Unavailable
-from app.platforms.base import after_answer
 from app.platforms.connect import contact_events, flow
 from app.platforms.connect.client import ConnectClient
 from app.runtime.services import Services
@@ -103,7 +102,7 @@ def _durably(
 def _answered(reply: Reply, request: Request) -> Response:
     if reply.duplicate:
         request.state.webhook_outcome = "duplicate"
-    return Response(reply.body or "", media_type=ANSWER, background=after_answer(reply))
+    return Response(reply.body or "", media_type=ANSWER)
 
 
 def _accepted(reply: Reply | None, request: Request) -> Response:

@@ -18,7 +18,6 @@ from starlette.datastructures import ImmutableMultiDict
 from app.api.deps import ServicesDep
 from app.calls.events import Reply
 from app.errors import Forbidden
-from app.platforms.base import after_answer
 from app.platforms.twilio import forms
 from app.platforms.twilio.answers import TwimlAnswers, assignment_instruction
 from app.platforms.twilio.signature import valid_signature
@@ -65,8 +64,8 @@ def _render(reply: Reply, request: Request) -> Response:
     if reply.duplicate:
         request.state.webhook_outcome = "duplicate"
     if reply.body is None:
-        return Response(status_code=204, background=after_answer(reply))
-    return Response(reply.body, media_type=TWIML, background=after_answer(reply))
+        return Response(status_code=204)
+    return Response(reply.body, media_type=TWIML)
 
 
 def _durably(
