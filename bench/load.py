@@ -48,6 +48,7 @@ import contextlib
 import json
 import math
 import random
+import re
 import secrets
 import sys
 import tempfile
@@ -368,6 +369,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def print_call_logs(problems: list[str], logs: list[Path], calls: int = 3) -> None:
+    """The callguard log lines that name the first `calls` call SIDs in `problems`."""
+    sids = list(dict.fromkeys(re.findall(r"CA[0-9a-f]{32}", " ".join(problems))))[:calls]
+    for sid in sids:
+        lines = []
+        for log in logs:
+            with contextlib.suppress(OSError):
+                text = log.read_text(encoding="utf-8", errors="replace")
+                lines += [line for line in text.splitlines() if sid in line]
+        print(f"\n-- the servers' log lines naming {sid} --", file=sys.stderr)
+        for line in lines[:20]:
+            print(f"  {line[:400]}", file=sys.stderr)
+
+
 def server(name: str, command: list[str], port: int, env: dict[str, str], workdir: Path) -> Server:
     return Server(name, command, port, env, workdir, workdir / f"{name}-{port}.log")
 
@@ -452,6 +467,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"FAIL: {len(stats.errors)} requests failed", file=sys.stderr)
                 return 1
             problems = check(database_url, references, calls)
+            # The servers' logs go with the temporary directory: what they said of the
+            # failing calls is printed now.
+            print_call_logs(problems, [s.log for s in servers[:2]])
             unexpected = fake.unexpected_violations()
             if unexpected:
                 problems.append(f"requests Twilio would refuse: {unexpected[:3]}")
