@@ -56,6 +56,7 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -64,6 +65,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app.platforms.simulator.provider import SimulatorProvider
 from app.recording_policy import (
     DEFAULT_POLICY_PATH,
     add_duration,
@@ -91,6 +93,15 @@ FAILURES_SHOWN = 5
 FULL = os.environ.get("CALLGUARD_FULL") == "1"
 # Without CALLGUARD_FULL: every relative order of any STRENGTH of the six callbacks.
 STRENGTH = 5
+
+
+@pytest.fixture
+def simulator() -> SimulatorProvider:
+    """The simulated platform's clock stands still: a recording's duration is its time
+    between the start and the hang-up, which on a loaded machine crossed half a second
+    (a duration of 1, not 0) in one order and not in the in-order reference."""
+    moment = time.time()
+    return SimulatorProvider(clock=lambda: moment)
 
 
 @dataclass(frozen=True)
