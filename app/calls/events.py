@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.audit import log as audit
 from app.callers.numbers import protect_caller
 from app.calls.answers import Answer, DepartmentNotice, FailSafe, Menu, Queue
-from app.calls.arrival import arrive_new
 from app.calls.decisions import end_call, redecide
+from app.calls.hot_path import applied, arrive_new, ignored, progress, stale
 from app.calls.inputs import (
     RECORDING_ENDINGS,
     RECORDING_STARTED,
@@ -88,7 +88,7 @@ class CallEvents:
 
     def _arrived(self, session: Session, event: CallArrived, active: ActivePolicy | None) -> Answer:
         """Any arrival: a call already known, on a segment, queued at once, or with no
-        valid policy (app/calls/arrival.py takes the common case in one INSERT)."""
+        valid policy (app/calls/hot_path.py takes the common case in one INSERT)."""
         call = lock_call(session, event.call_sid, dialled_number=event.dialled or None)
         if event.segment_sid is not None:
             call.segment_sid = event.segment_sid
@@ -288,36 +288,17 @@ class CallEvents:
                 is None
             ):
                 return Reply(None, True)
+            if not event.ended:
+                progress(session, event)  # app/calls/hot_path.py: no ORM object
+                return Reply(None)
             call = lock_call(session, call_sid, dialled_number=event.dialled or None)
-            current = event.ranks.get(call.status, 0)
-            # A status the call has already passed (or an older sequence of the same one)
-            # is stale: recorded as ignored, never applied.
-            if (
-                call.ended
-                or event.rank < current
-                or (event.rank == current and sequence <= call.status_sequence)
-            ):
-                audit.append(
-                    session,
-                    audit.EventType.CALL_STATUS_IGNORED,
-                    actor=PLATFORM,
-                    call_sid=call_sid,
-                    occurred_at=occurred,
-                    detail={"status": status, "sequence": sequence, "current": call.status},
-                )
+            if stale(event, call.status, call.status_sequence, call.ended):
+                ignored(session, event, call.status)
                 return Reply(None)
             call.status = status
             call.status_sequence = sequence
-            audit.append(
-                session,
-                audit.EventType.CALL_ENDED if event.ended else audit.EventType.CALL_STATUS,
-                actor=PLATFORM,
-                call_sid=call_sid,
-                occurred_at=occurred,
-                detail={"status": status, "sequence": sequence},
-            )
-            if event.ended:
-                end_call(session, call, occurred or utcnow(), self.settings.fail_safe, PLATFORM)
+            applied(session, event)
+            end_call(session, call, occurred or utcnow(), self.settings.fail_safe, PLATFORM)
         return Reply(None)
 
     # -- recordings ----------------------------------------------------------------------

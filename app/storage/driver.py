@@ -33,9 +33,9 @@ class Sql:
 
     __slots__ = ("postgresql", "sqlite")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, *, postgresql_suffix: str = "") -> None:
         self.sqlite = text
-        self.postgresql = _NAMED.sub(r"%(\1)s", text.replace("%", "%%"))
+        self.postgresql = _NAMED.sub(r"%(\1)s", (text + postgresql_suffix).replace("%", "%%"))
 
     def run(self, connection: Connection, params: Mapping[str, Any] | None = None) -> Any:
         """The driver's cursor, executed (fetch from it)."""

@@ -1,4 +1,4 @@
-"""A new call's first webhook: the one-INSERT path (app/calls/arrival.py) writes what the
+"""A new call's first webhook: the one-INSERT path (app/calls/hot_path.py) writes what the
 general path (CallEvents._arrived) writes, row for row and event for event, and gives the
 caller the same answer; it steps aside, writing nothing, whenever it is not its case."""
 
