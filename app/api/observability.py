@@ -19,9 +19,10 @@ from fastapi.routing import iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.runtime.logging import AccessLog
 from app.runtime.metrics import WEBHOOKS
 
-log = structlog.get_logger("callguard.access")
+log = AccessLog("callguard.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 UNMATCHED = "other"
 
