@@ -20,7 +20,7 @@ from app.calls.events import Reply
 from app.errors import Forbidden
 from app.platforms.twilio import forms
 from app.platforms.twilio.answers import TwimlAnswers, assignment_instruction
-from app.platforms.twilio.signature import valid_signature
+from app.platforms.twilio.signature import SignedForm, valid_signature
 from app.runtime.services import Services
 
 log = structlog.get_logger(__name__)
@@ -38,7 +38,7 @@ async def signed_form(request: Request, services: ServicesDep) -> ImmutableMulti
     and on non-default ports) and it is a form Twilio could send (forms.check_form)."""
     body = (await request.body()).decode("utf-8", errors="replace")
     pairs = parse_qsl(body, keep_blank_values=True)
-    form = ImmutableMultiDict(pairs)
+    form = SignedForm(pairs)
     query = request.scope.get("query_string", b"").decode("latin-1")
     url = services.settings.public_base_url + request.url.path + (f"?{query}" if query else "")
     signature = request.headers.get("X-Twilio-Signature", "")
