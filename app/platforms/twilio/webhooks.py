@@ -32,10 +32,14 @@ DEPARTMENT_ID = r"^([a-z0-9]+(-[a-z0-9]+)*)?$"  # a policy's department slug, or
 CALLER_WAITING = {"/webhooks/twilio/voice", "/webhooks/twilio/ivr", "/webhooks/twilio/transfer"}
 
 
-async def signed_form(request: Request, services: ServicesDep) -> ImmutableMultiDict[str, str]:
+async def signed_form(request: Request) -> ImmutableMultiDict[str, str]:
     """The form, once its X-Twilio-Signature is right for the public URL the platform
     called (CALLGUARD_PUBLIC_BASE_URL + path + raw query, so it holds behind a TLS proxy
-    and on non-default ports) and it is a form Twilio could send (forms.check_form)."""
+    and on non-default ports) and it is a form Twilio could send (forms.check_form).
+
+    On every webhook's path, so it takes the services from the app itself rather than as
+    a dependency of its own (FastAPI solves each one anew, cached or not)."""
+    services: Services = request.app.state.services
     body = (await request.body()).decode("utf-8", errors="replace")
     pairs = parse_qsl(body, keep_blank_values=True)
     form = SignedForm(pairs)
