@@ -67,3 +67,15 @@ def test_levels_and_other_formatters_hold() -> None:
     level, name, line = plain.getvalue().rstrip("\n").split(" ", 2)
     assert (level, name) == ("INFO", "callguard.access")
     assert json.loads(line)["event"] == "request"
+
+
+def test_made_request_ids_are_uuid4_hex() -> None:
+    from uuid import RFC_4122, UUID
+
+    from app.api.observability import new_request_id
+
+    made = {new_request_id() for _ in range(1000)}
+    assert len(made) == 1000
+    for request_id in made:
+        parsed = UUID(request_id)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, RFC_4122, request_id)
