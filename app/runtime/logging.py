@@ -92,6 +92,11 @@ def configure_logging(level: int = logging.INFO) -> None:
     )
 
 
+# json.dumps(entry, sort_keys=True, default=repr), as JSONRenderer(sort_keys=True) calls
+# it (its default falls back to repr too), without making an encoder per line.
+_ENCODER = json.JSONEncoder(sort_keys=True, default=repr)
+
+
 class AccessLog:
     """Writes the line the processor chain would write for
     `structlog.get_logger(name).info("request", **fields)` — the context variables
@@ -111,11 +116,14 @@ class AccessLog:
         context.update(fields)
         # Masked: what a client may have written (the request id, the method). Not the
         # event, level, logger name and timestamp, which are ours and never number-shaped.
-        entry = mask_numbers(None, "info", context)
+        entry = {
+            key: _PHONE.sub("[number]", value) if type(value) is str else _mask(value)
+            for key, value in context.items()
+        }
         entry["event"] = event
         entry["level"] = "info"
         entry["logger"] = logger.name
         now = datetime.datetime.now(tz=datetime.UTC)
         entry["timestamp"] = now.isoformat().replace("+00:00", "Z")
-        line = json.dumps(entry, sort_keys=True, default=repr)
+        line = _ENCODER.encode(entry)
         logger.handle(_Rendered(logger.name, logging.INFO, "", 0, line, (), None))
