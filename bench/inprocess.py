@@ -134,18 +134,10 @@ class _Silent:
         pass
 
 
-class _NoCount:
-    def labels(self, *_args: object) -> _NoCount:
-        return self
-
-    def inc(self) -> None:
-        pass
-
-
 # What a variant may take out: (module, attribute, stand-in).
 REMOVABLE: dict[str, tuple[Any, str, Any]] = {
     "access_log": (observability, "log", _Silent()),
-    "metric": (observability, "WEBHOOKS", _NoCount()),
+    "metric": (observability, "count_webhook", lambda *_: None),
     "signature": (webhooks, "valid_signature", lambda *_: True),
     "form_check": (forms, "check_form", lambda *_: None),
     "render": (None, "", None),  # the handler's render argument (see handler_rows)

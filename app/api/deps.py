@@ -17,7 +17,10 @@ from app.storage.db import unit_of_work
 from app.storage.models import User
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """`async`, though it awaits nothing: FastAPI runs a plain `def` dependency on its
+    thread pool, and that hop (on every request that names ServicesDep, every webhook
+    among them) cost more than all the rest of the dependency."""
     services: Services = request.app.state.services
     return services
 

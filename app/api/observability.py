@@ -9,19 +9,26 @@ the label set is fixed by the code and a path holding a number or a newline stay
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 
 import structlog
 from fastapi import FastAPI, Response
 from fastapi.routing import iter_route_contexts
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    generate_latest,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.runtime.logging import AccessLog
 from app.runtime.metrics import WEBHOOKS
 
-log = structlog.get_logger("callguard.access")
+log = AccessLog("callguard.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 UNMATCHED = "other"
 
@@ -36,7 +43,7 @@ class Observe:
             await self.app(scope, receive, send)
             return
         offered = _header(scope, b"x-request-id")
-        request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
+        request_id = offered if _REQUEST_ID.match(offered) else new_request_id()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
@@ -59,7 +66,7 @@ class Observe:
                 route == UNMATCHED and scope["path"].startswith("/webhooks/")
             ):
                 outcome = scope.get("state", {}).get("webhook_outcome")
-                WEBHOOKS.labels(route, outcome or _outcome(route, status)).inc()
+                count_webhook(route, outcome or _outcome(route, status))
             log.info(
                 "request",
                 method=scope["method"],
@@ -82,6 +89,28 @@ class Observe:
             }
         route = scope.get("route")
         return self._templates.get(id(getattr(route, "original_route", route)), UNMATCHED)
+
+
+# uuid4's version and variant bits (RFC 4122), as uuid.UUID(bytes=..., version=4) sets them.
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
+
+
+def new_request_id() -> str:
+    """`uuid.uuid4().hex` without building the UUID object, once per request."""
+    return f"{int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET:032x}"
+
+
+_webhook_counters: dict[tuple[str, str], Counter] = {}
+
+
+def count_webhook(route: str, outcome: str) -> None:
+    """WEBHOOKS.labels(route, outcome).inc(), its child kept: the labels are route
+    templates and a fixed set of outcomes, so a few dozen at most."""
+    counter = _webhook_counters.get((route, outcome))
+    if counter is None:
+        counter = _webhook_counters[route, outcome] = WEBHOOKS.labels(route, outcome)
+    counter.inc()
 
 
 def _outcome(route: str, status: int) -> str:

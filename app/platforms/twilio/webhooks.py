@@ -5,9 +5,9 @@ answered at once: a waiting caller gets the fail-safe TwiML (P7), a status callb
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated
-from urllib.parse import parse_qsl
 
 import structlog
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -20,7 +20,7 @@ from app.calls.events import Reply
 from app.errors import Forbidden
 from app.platforms.twilio import forms
 from app.platforms.twilio.answers import TwimlAnswers, assignment_instruction
-from app.platforms.twilio.signature import valid_signature
+from app.platforms.twilio.signature import SignedForm, valid_signature
 from app.runtime.services import Services
 
 log = structlog.get_logger(__name__)
@@ -29,23 +29,35 @@ router = APIRouter(prefix="/webhooks/twilio", tags=["platform webhooks"])
 
 TWIML = "application/xml"
 DEPARTMENT_ID = r"^([a-z0-9]+(-[a-z0-9]+)*)?$"  # a policy's department slug, or none
+_PLAIN_PATH = re.compile(r"(?!//)[A-Za-z0-9/_.~+-]*")
 CALLER_WAITING = {"/webhooks/twilio/voice", "/webhooks/twilio/ivr", "/webhooks/twilio/transfer"}
 
 
-async def signed_form(request: Request, services: ServicesDep) -> ImmutableMultiDict[str, str]:
+async def signed_form(request: Request) -> ImmutableMultiDict[str, str]:
     """The form, once its X-Twilio-Signature is right for the public URL the platform
     called (CALLGUARD_PUBLIC_BASE_URL + path + raw query, so it holds behind a TLS proxy
-    and on non-default ports) and it is a form Twilio could send (forms.check_form)."""
+    and on non-default ports) and it is a form Twilio could send (forms.check_form).
+
+    On every webhook's path, so it takes the services from the app itself rather than as
+    a dependency of its own (FastAPI solves each one anew, cached or not)."""
+    services: Services = request.app.state.services
     body = (await request.body()).decode("utf-8", errors="replace")
-    pairs = parse_qsl(body, keep_blank_values=True)
-    form = ImmutableMultiDict(pairs)
+    pairs = forms.parse_form(body)
+    form = SignedForm(pairs)
     query = request.scope.get("query_string", b"").decode("latin-1")
-    url = services.settings.public_base_url + request.url.path + (f"?{query}" if query else "")
+    url = services.settings.public_base_url + _path(request) + (f"?{query}" if query else "")
     signature = request.headers.get("X-Twilio-Signature", "")
     if not valid_signature(services.webhook_token, url, form, signature):
         raise Forbidden("bad or missing X-Twilio-Signature")
     forms.check_form(form, len(pairs))
     return form
+
+
+def _path(request: Request) -> str:
+    """request.url.path, which builds and parses the whole URL: the same as the routed
+    path itself unless that holds a character the URL escapes or drops."""
+    path: str = request.scope["path"]
+    return path if _PLAIN_PATH.fullmatch(path) else request.url.path
 
 
 Form = Annotated[ImmutableMultiDict[str, str], Depends(signed_form)]
