@@ -278,7 +278,7 @@ def profile_handler(services: Services, n: int) -> None:
         services.calls.arrived(event_, render)
     profiler.disable()
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("PSORT", "cumulative")).print_stats(45)
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(45)
     print(f"\ncProfile of CallEvents.arrived x {n} (its overhead inflates every figure)")
     print(out.getvalue())
 
