@@ -30,15 +30,15 @@ from app.audit import log as audit
 from app.callers.numbers import sealed_columns
 from app.calls.answers import Answer, DepartmentNotice, Menu
 from app.calls.inputs import CallArrived, CallProgressed
+from app.calls.store import insert_call
 from app.config import Settings
 from app.routing.router import ToDepartment, ToMenu, route_inbound
-from app.storage.driver import NewRow, Sql, stored_time
-from app.storage.models import Call, table_of, utcnow
+from app.storage.driver import Sql, stored_time
+from app.storage.models import utcnow
 from app.storage.policy_versions import ActivePolicy
 
 PLATFORM = "platform"
 # Sent to the driver (app/storage/driver.py).
-_NEW_CALL = NewRow(table_of(Call), "call_sid")
 _ORDER = Sql(
     "SELECT status, status_sequence, ended FROM calls WHERE call_sid = :call_sid",
     postgresql_suffix=" FOR UPDATE",  # SQLite: BEGIN IMMEDIATE holds the one write lock
@@ -71,7 +71,7 @@ def arrive_new(
     row |= sealed_columns(
         event.call_sid, event.caller, settings.number_key, settings.default_region
     )
-    if not _NEW_CALL.run(session.connection(), row):
+    if not insert_call(session, row):
         return None  # the call exists: the general path locks and updates it
     for type_, detail in (
         (audit.EventType.CALL_STARTED, {"dialled": event.dialled, "direction": event.direction}),
@@ -121,7 +121,7 @@ def progress(session: Session, event: CallProgressed) -> None:
     """A live call's status report (not its end): the call created if unknown, then the
     report applied in order or recorded as stale."""
     connection = session.connection()
-    _NEW_CALL.run(connection, {"call_sid": event.call_sid, "dialled_number": event.dialled or None})
+    insert_call(session, {"call_sid": event.call_sid, "dialled_number": event.dialled or None})
     ((status, sequence, ended),) = _ORDER.run(connection, {"call_sid": event.call_sid}).fetchall()
     if stale(event, status, sequence, bool(ended)):
         ignored(session, event, status)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.storage.driver import Sql, stored_time
+from app.storage.driver import NewRow, Sql, stored_time
 from app.storage.models import (
     Call,
     CallSegment,
@@ -40,20 +38,22 @@ _CLAIM_RECEIPT = Sql(
 _KEEP_RESPONSE = Sql("UPDATE webhook_receipts SET response_body = :body WHERE id = :receipt")
 
 
-@lru_cache(maxsize=2)
-def _insert_call(dialect: str) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING, built once per dialect (Core: the model's defaults
-    fill the row)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table_of(Call)).on_conflict_do_nothing(index_elements=["call_sid"])
+# The call row, created if new: INSERT … ON CONFLICT DO NOTHING with the model's defaults,
+# sent to the driver (app/storage/driver.py).
+_NEW_CALL = NewRow(table_of(Call), "call_sid")
+
+
+def insert_call(session: Session, row: dict[str, Any]) -> bool:
+    """Insert the call `row` (its other columns the model's defaults) unless the call
+    exists; whether it was inserted."""
+    return _NEW_CALL.run(session.connection(), row)
 
 
 def lock_call(session: Session, call_sid: str, **defaults: Any) -> Call:
     """The call row, created if new, locked for the rest of the transaction so that
     changes to one call are serialised across processes (SQLite: BEGIN IMMEDIATE already
     holds the database's single write lock)."""
-    connection = session.connection()
-    connection.execute(_insert_call(connection.dialect.name), {"call_sid": call_sid, **defaults})
+    insert_call(session, {"call_sid": call_sid, **defaults})
     return session.scalars(_LOCK_CALL, {"sid": call_sid}).one()
 
 

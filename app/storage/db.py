@@ -111,10 +111,8 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-_BEGIN, _BEGIN_IMMEDIATE = (
-    Sql("BEGIN"),
-    Sql("BEGIN IMMEDIATE"),
-)  # every transaction's: to the driver
+# Every transaction begins with one of these, sent to the driver (app/storage/driver.py).
+_BEGIN, _BEGIN_IMMEDIATE = Sql("BEGIN"), Sql("BEGIN IMMEDIATE")
 
 # SQLite has one writer. Threads queueing on a Python lock are woken the moment it is free;
 # threads queueing in SQLite's busy handler sleep in steps of up to 100 ms (p99 latency).

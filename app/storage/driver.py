@@ -4,9 +4,10 @@ Every webhook claims a receipt, reads the active policy, keeps its answer and pl
 audit events: a handful of small statements whose SQL never changes. SQLAlchemy's execution
 of a statement built once still costs ~50 µs (parameter processing, result metadata, events,
 its context object) against ~4 µs for sqlite3's own cursor — measured on this project's
-machine, issue 17 — so those few statements (and only those: they take plain values, no
-type of SQLAlchemy's needs to process them) are written here once as SQL and run on the
-transaction's own driver connection. Everything else stays on the ORM and Core.
+machine, issue 17 — so those few statements (plain values; NewRow stores the two types
+of SQLAlchemy's they meet, JSON and UTC times, as those types do) are written here once
+as SQL and run on the transaction's own driver connection. Everything else stays on the
+ORM and Core.
 
 What SQLAlchemy would have done and these must still do: a driver's error becomes
 SQLAlchemy's (`DBAPIError` and its kinds: the webhooks journal on it, the API answers 503),
