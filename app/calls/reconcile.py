@@ -3,6 +3,7 @@ audited; no database transaction is held open while the provider is asked."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -324,6 +325,7 @@ class Reconciler:
         )
 
     def _perform(self, call_sid: str, action: Action) -> RecordingInfo:
+        _off_the_event_loop()
         if action.kind == "start":
             return self.provider.start_recording(call_sid, action.segment_sid or call_sid)
         assert action.recording_sid is not None
@@ -413,6 +415,18 @@ class Reconciler:
             if recording is not None and recording.status not in TERMINAL_RECORDING:
                 recording.status = "absent"
                 detail["marked"] = "absent"
+
+
+def _off_the_event_loop() -> None:
+    """A provider call waits on the network. Some webhooks run their units of work on the
+    event loop itself (app/storage/db.py's run_transactions), on the promise that they ask
+    no provider: one that did would stall every request, or wait forever on a platform
+    served by this same loop (the simulator). This keeps the promise checked."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return  # a worker thread, the CLI, a background pass: where it belongs
+    raise RuntimeError("a provider call on the event loop: run it on a worker thread")
 
 
 def _error_detail(error: ProviderError) -> dict[str, object]:

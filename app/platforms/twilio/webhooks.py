@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated
 
 import structlog
@@ -22,6 +23,7 @@ from app.platforms.twilio import forms
 from app.platforms.twilio.answers import TwimlAnswers, assignment_instruction
 from app.platforms.twilio.signature import SignedForm, valid_signature
 from app.runtime.services import Services
+from app.storage.db import run_transactions
 
 log = structlog.get_logger(__name__)
 
@@ -109,6 +111,21 @@ def _durably(
         return fallback()
 
 
+async def _database_only(
+    request: Request,
+    form: ImmutableMultiDict[str, str],
+    services: Services,
+    handler: Callable[[], Response],
+    fallback: Callable[[], Response],
+) -> Response:
+    """_durably, for a webhook whose handler does nothing but units of work (no provider
+    call): run where app/storage/db.py's run_transactions says, on SQLite mostly on the
+    event loop itself. The others stay plain `def` endpoints, on FastAPI's thread pool."""
+    return await run_transactions(
+        services.engine, partial(_durably, request, form, services, handler, fallback)
+    )
+
+
 def _fail_safe(services: Services) -> Callable[[], Response]:
     """Nothing can be logged without the database, so only CALLGUARD_FAIL_SAFE decides."""
     record = services.calls.fail_safe_records
@@ -120,9 +137,9 @@ def _accepted() -> Response:
 
 
 @router.post("/voice")
-def voice(request: Request, form: Form, services: ServicesDep) -> Response:
+async def voice(request: Request, form: Form, services: ServicesDep) -> Response:
     render = answers(services).render
-    return _durably(
+    return await _database_only(
         request,
         form,
         services,
@@ -192,8 +209,8 @@ def assignment(request: Request, form: Form, services: ServicesDep) -> Response:
 
 
 @router.post("/call-status")
-def call_status(request: Request, form: Form, services: ServicesDep) -> Response:
-    return _durably(
+async def call_status(request: Request, form: Form, services: ServicesDep) -> Response:
+    return await _database_only(
         request,
         form,
         services,
@@ -205,8 +222,8 @@ def call_status(request: Request, form: Form, services: ServicesDep) -> Response
 
 
 @router.post("/recording-status")
-def recording_status(request: Request, form: Form, services: ServicesDep) -> Response:
-    return _durably(
+async def recording_status(request: Request, form: Form, services: ServicesDep) -> Response:
+    return await _database_only(
         request,
         form,
         services,
