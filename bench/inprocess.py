@@ -54,7 +54,7 @@ from twilio.request_validator import RequestValidator  # noqa: E402
 from webhook import PG_SERVER, postgres_database  # noqa: E402
 
 from app.api import limits, observability  # noqa: E402
-from app.calls import events  # noqa: E402
+from app.calls import events, hot_path  # noqa: E402
 from app.calls.events import CallEvents, Reply  # noqa: E402
 from app.config import load_settings  # noqa: E402
 from app.main import create_app  # noqa: E402
@@ -141,7 +141,7 @@ REMOVABLE: dict[str, tuple[Any, str, Any]] = {
     "signature": (webhooks, "valid_signature", lambda *_: True),
     "form_check": (forms, "check_form", lambda *_: None),
     "render": (None, "", None),  # the handler's render argument (see handler_rows)
-    "sealing": (events, "protect_caller", lambda *_: None),
+    "sealing": (hot_path, "sealed_columns", lambda *_: {}),  # a new call's path seals there
     "audit": (events.audit, "append", lambda *_, **__: None),
 }
 

@@ -136,3 +136,39 @@ def test_missing_call_sid_is_a_clear_400(platform: Platform) -> None:
     response = platform.post("/webhooks/twilio/voice", {"AccountSid": ACCOUNT_SID})
     assert response.status_code == 400
     assert "CallSid" in response.json()["detail"]
+
+
+def test_the_lean_webhook_routes_take_only_request_form_and_services() -> None:
+    """SignedOnly (app/platforms/twilio/webhooks.py) calls its endpoint with the request,
+    the signed form and the services, nothing else: an endpoint asking FastAPI for more (a
+    query parameter, another dependency) or a `def` one is refused when the app is built,
+    never served without what it asked for."""
+    from typing import Annotated
+
+    from fastapi import APIRouter, Depends, Request
+
+    from app.api.deps import ServicesDep
+    from app.platforms.twilio.webhooks import Form, SignedOnly, voice
+
+    def route(endpoint: object) -> None:
+        APIRouter().add_api_route("/x", endpoint, route_class_override=SignedOnly)  # type: ignore[arg-type]
+
+    route(voice)  # the real one is accepted
+
+    async def with_query(request: Request, form: Form, services: ServicesDep, step: int) -> None:
+        return None
+
+    async def with_other(
+        request: Request, form: Form, services: ServicesDep, x: Annotated[str, Depends(str)]
+    ) -> None:
+        return None
+
+    def not_async(request: Request, form: Form, services: ServicesDep) -> None:
+        return None
+
+    async def no_form(request: Request, services: ServicesDep) -> None:
+        return None
+
+    for wrong in (with_query, with_other, not_async, no_form):
+        with pytest.raises(TypeError, match="SignedOnly"):
+            route(wrong)
