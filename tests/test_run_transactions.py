@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy import Engine, text
 from app.calls import reconcile
 from app.calls.events import CallEvents
 from app.runtime.services import Services
+from app.storage import db
 from app.storage.db import make_engine, make_session_factory, run_transactions, unit_of_work
 from tests.factories import MAIN_NUMBER, Platform, new_call_sid
 
@@ -142,3 +144,50 @@ def test_the_database_only_webhooks_run_on_the_loop(
         "progressed": True,
         "recording_reported": True,
     }
+
+
+@sqlite_only
+def test_sqlites_lock_held_by_another_process_is_waited_for_on_a_thread(engine: Engine) -> None:
+    """Another process's transaction (a CLI command, an operator's shell) holds the
+    file's write lock: the loop's BEGIN does not wait in SQLite's busy handler but steps
+    aside, the work runs on a thread and waits there, and nothing is written twice."""
+    database = engine.url.database
+    assert database is not None
+    other = sqlite3.connect(database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    sessions = make_session_factory(engine)
+    runs: list[int] = []
+
+    def work() -> int:
+        runs.append(threading.get_ident())
+        with unit_of_work(sessions) as session:
+            session.execute(text("CREATE TABLE IF NOT EXISTS probe (x)"))
+            session.execute(text("INSERT INTO probe VALUES (1)"))
+        return threading.get_ident()
+
+    async def main() -> tuple[int, int, int]:
+        task = asyncio.ensure_future(run_transactions(engine, work))
+        ticks = 0
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not task.done()
+        other.execute("COMMIT")
+        return threading.get_ident(), await task, ticks
+
+    try:
+        loop_thread, ran_on, ticks = asyncio.run(main())
+    finally:
+        other.close()
+    assert ticks == 5
+    assert ran_on != loop_thread
+    assert runs == [loop_thread, ran_on]  # tried on the loop, done on a thread
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM probe")).scalar_one() == 1
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar_one() == db.BUSY_MS
+    # the loop's next work, the lock free again, runs on the loop
+    assert asyncio.run(_on_loop(engine)) is True
+
+
+async def _on_loop(engine: Engine) -> bool:
+    return await run_transactions(engine, _where(engine)) == threading.get_ident()

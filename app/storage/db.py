@@ -7,13 +7,14 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from app.storage.driver import Sql
@@ -89,7 +90,7 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -101,7 +102,13 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         # IMMEDIATE takes the write lock up front: SQLite's single writer then serialises
         # per-call changes, and no transaction fails late upgrading a read lock. A long
         # read (verifying the audit chain) asks for a plain BEGIN so it blocks no writer.
-        (_BEGIN if connection.info.get(READ_ONLY) else _BEGIN_IMMEDIATE).run(connection)
+        if connection.info.get(READ_ONLY):
+            _BEGIN.run(connection)
+        elif _first_begin_on_the_loop.get():
+            _first_begin_on_the_loop.set(False)
+            _begin_or_step_aside(connection)
+        else:
+            _BEGIN_IMMEDIATE.run(connection)
 
     return engine
 
@@ -114,6 +121,30 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 # Every transaction begins with one of these, sent to the driver (app/storage/driver.py).
 _BEGIN, _BEGIN_IMMEDIATE = Sql("BEGIN"), Sql("BEGIN IMMEDIATE")
+BUSY_MS = 30_000  # how long a transaction waits for another process's write lock
+_NO_WAIT, _WAIT = Sql("PRAGMA busy_timeout=0"), Sql(f"PRAGMA busy_timeout={BUSY_MS}")
+# Set by run_transactions for the work it runs on the event loop, cleared by its first BEGIN.
+_first_begin_on_the_loop: ContextVar[bool] = ContextVar("first_begin_on_the_loop", default=False)
+
+
+class _WouldWait(Exception):
+    """Another process holds SQLite's write lock: run_transactions moves the work to a
+    thread to wait for it there. Not a DBAPIError, so no webhook journals it."""
+
+
+def _begin_or_step_aside(connection: Any) -> None:
+    """BEGIN IMMEDIATE without SQLite's busy wait, which on the event loop would stall
+    every request (a CLI command's transaction, an operator's shell)."""
+    _NO_WAIT.run(connection)
+    try:
+        _BEGIN_IMMEDIATE.run(connection)
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_BUSY":
+            raise _WouldWait from exc
+        raise
+    finally:
+        _WAIT.run(connection)
+
 
 # SQLite has one writer. Threads queueing on a Python lock are woken the moment it is free;
 # threads queueing in SQLite's busy handler sleep in steps of up to 100 ms (p99 latency).
@@ -165,16 +196,23 @@ async def run_transactions(engine: Engine, work: Callable[[], T]) -> T:
     On SQLite every unit of work holds the process's one write lock, so a webhook's
     transaction runs alone whichever thread runs it. Handed to a thread, it paid the hop
     there and back, and each statement released the GIL (sqlite3 does, around every call)
-    to a loop thread that kept it up to the switch interval: measured, the voice webhook
-    served 0.20-0.23 of the bare endpoint that way against 0.27-0.36 run here (README, How
-    far it goes). A lock already held (a background pass, a request on a thread) is waited
-    for on a thread, never on the loop; the loop does wait if another process holds
-    SQLite's own lock (a CLI command: busy_timeout), as a thread's request would. On
-    PostgreSQL transactions run side by side and wait on round trips: always a thread."""
+    to a loop thread that kept it up to the switch interval: measured in process, the
+    whole voice webhook's CPU fell from 3.6-3.8 ms to 2.8-3.2 run here (README, How far it
+    goes). A lock already held (a background pass, a request on a thread) is waited
+    for on a thread, never on the loop; so is SQLite's own lock held by another process
+    (a CLI command, an operator's shell): the work's first BEGIN, on the loop, does not
+    wait but steps aside, and the work runs again from the start on a thread, where it
+    waits up to BUSY_MS. So `work` must write nothing before its first unit of work.
+    On PostgreSQL transactions run side by side and wait on round trips: always a
+    thread."""
     lock = _sqlite_write_locks.get(engine)
     if lock is not None and lock.acquire(blocking=False):
+        first = _first_begin_on_the_loop.set(True)
         try:
             return work()  # unit_of_work re-enters the lock this thread now holds
+        except _WouldWait:
+            pass  # nothing was written: its first BEGIN found the file locked
         finally:
+            _first_begin_on_the_loop.reset(first)
             lock.release()
     return await anyio.to_thread.run_sync(work)
