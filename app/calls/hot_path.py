@@ -71,7 +71,7 @@ def arrive_new(
     row |= sealed_columns(
         event.call_sid, event.caller, settings.number_key, settings.default_region
     )
-    if not insert_call(session, row):
+    if not insert_call(session.connection(), row):
         return None  # the call exists: the general path locks and updates it
     for type_, detail in (
         (audit.EventType.CALL_STARTED, {"dialled": event.dialled, "direction": event.direction}),
@@ -121,7 +121,7 @@ def progress(session: Session, event: CallProgressed) -> None:
     """A live call's status report (not its end): the call created if unknown, then the
     report applied in order or recorded as stale."""
     connection = session.connection()
-    insert_call(session, {"call_sid": event.call_sid, "dialled_number": event.dialled or None})
+    insert_call(connection, {"call_sid": event.call_sid, "dialled_number": event.dialled or None})
     ((status, sequence, ended),) = _ORDER.run(connection, {"call_sid": event.call_sid}).fetchall()
     if stale(event, status, sequence, bool(ended)):
         ignored(session, event, status)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import Connection, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from app.storage.driver import NewRow, Sql, stored_time
@@ -43,17 +43,17 @@ _KEEP_RESPONSE = Sql("UPDATE webhook_receipts SET response_body = :body WHERE id
 _NEW_CALL = NewRow(table_of(Call), "call_sid")
 
 
-def insert_call(session: Session, row: dict[str, Any]) -> bool:
+def insert_call(connection: Connection, row: dict[str, Any]) -> bool:
     """Insert the call `row` (its other columns the model's defaults) unless the call
     exists; whether it was inserted."""
-    return _NEW_CALL.run(session.connection(), row)
+    return _NEW_CALL.run(connection, row)
 
 
 def lock_call(session: Session, call_sid: str, **defaults: Any) -> Call:
     """The call row, created if new, locked for the rest of the transaction so that
     changes to one call are serialised across processes (SQLite: BEGIN IMMEDIATE already
     holds the database's single write lock)."""
-    insert_call(session, {"call_sid": call_sid, **defaults})
+    insert_call(session.connection(), {"call_sid": call_sid, **defaults})
     return session.scalars(_LOCK_CALL, {"sid": call_sid}).one()
 
 
