@@ -421,7 +421,9 @@ def _off_the_event_loop() -> None:
     """A provider call waits on the network. Some webhooks run their units of work on the
     event loop itself (app/storage/db.py's run_transactions), on the promise that they ask
     no provider: one that did would stall every request, or wait forever on a platform
-    this same loop serves (a simulated one). This keeps the promise checked."""
+    this same loop serves (a simulated one). The reconciler's recording commands are
+    checked here; other provider calls (a transfer, retention's deletes, a platform's own
+    webhook starting a recording) are not."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
