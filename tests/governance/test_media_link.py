@@ -10,6 +10,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -161,3 +162,24 @@ def test_with_twilio_the_range_is_asked_for_and_its_answer_relayed(
     assert past.headers["content-range"] == f"bytes */{len(MEDIA_BYTES)}"
     assert twilio_server.media_ranges == ["bytes=4-9", None, "bytes=999-"]
     assert len(events(services, "recording.media_fetched", recording_sid=sid)) == 2
+
+
+def test_with_twilio_downloads_share_one_client(
+    twilio_app, twilio_server: FakeTwilioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client per download built a TLS context each time (~19 ms of CPU): under load the
+    fingerprint pass spent more CPU on that than the webhooks on their work (issue 17)."""
+    client, services = twilio_app
+    [sid] = seed_due(services, twilio_server.platform, 1, destroy_after=years_later())
+    governance = bearer(make_user(services, "ig", Role.GOVERNANCE))
+    url = access(client, sid, "crime_prevention", governance).json()["media_url"]
+    built: list[object] = []
+    real = httpx.Client
+    monkeypatch.setattr(
+        "app.platforms.twilio.media.httpx.Client", lambda *a, **k: built.append(1) or real(*a, **k)
+    )
+    for _ in range(3):
+        assert client.get(url).content == MEDIA_BYTES
+    opened = services.media.open(sid)
+    opened.close()
+    assert built == []
