@@ -19,10 +19,10 @@ class TwilioMedia:
         self.api_base_url = api_base_url.rstrip("/")
         self.account_sid = account_sid
         self.timeout = timeout
-        # One client for the process, shared by every thread (httpx's pool is): a client
-        # per download built a TLS context each time, ~15 ms of CPU, and under load.py the
-        # fingerprint pass spent more CPU on that than the webhooks on their work (issue
-        # 17); shared, the connection to Twilio is also kept alive between recordings.
+        # One client for the process, shared by every thread (httpx: "It can be shared
+        # between threads"). A client per download built a TLS context each time, ~19 ms
+        # of CPU: under bench/load.py the fingerprint pass spent more CPU on that than a
+        # worker on its webhooks (issue 17). Shared, the connection stays alive too.
         self._client = httpx.Client(
             timeout=timeout, follow_redirects=True, auth=(account_sid, auth_token)
         )
