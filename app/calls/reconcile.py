@@ -398,10 +398,11 @@ class Reconciler:
         error: ProviderError,
         detail: dict[str, object],
     ) -> None:
-        if action.kind == "start" and (error.call_over or error.not_found):
+        if action.kind == "start" and (error.call_over or error.not_found) and not call.ended:
             # The platform says the call is over, and its own report of the end is late
             # or will never come (status callbacks are the operator's to configure): end
             # the call here, or the sweep would try to start a recording on it forever.
+            # (A report that came while the start was asked for has ended it already.)
             _end(session, call, self.ended_status, error, detail)
         if action.kind == "start" and error.transient:
             # The platform may have started it anyway: wait for its in-progress callback

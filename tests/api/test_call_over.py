@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.calls.provider import ProviderError
 from app.calls.reconcile import START_UNCERTAIN
 from app.config import Settings
 from app.main import create_app
@@ -89,3 +90,35 @@ def test_the_call_is_ended_in_its_platforms_own_word(
             assert ended.detail["status"] == "over-here"
     finally:
         services.close()
+
+
+def test_a_start_refused_because_the_call_ended_meanwhile_ends_it_once(
+    client: TestClient, platform: Platform, services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller hangs up while callguard is asking the platform to start the recording:
+    the platform's end report is applied first, then the start is refused as the call is
+    over. The call was ended already, so the refusal ends nothing more (it once wrote a
+    second call.ended and ran the ending again)."""
+    call_sid = "CA" + "e" * 32
+
+    def refused(sid: str, _callback: str) -> object:
+        platform.simulator.hangup(sid)
+        assert platform.call_status(sid, "completed", 3).status_code == 204
+        raise ProviderError(
+            "call is not in-progress", transient=False, status=400, code=21220, call_over=True
+        )
+
+    monkeypatch.setattr(platform.simulator, "start_recording", refused)
+    response = platform.voice(call_sid, CONTACT)
+    assert response.status_code == 200, response.text
+    while "<Enqueue" not in response.text:
+        response = platform.ivr(call_sid, 1, None)
+    with services.sessions() as session:
+        call = session.get(Call, call_sid)
+        assert (call.ended, call.status, call.desired) == (True, "completed", "off")
+        types = [
+            e.type
+            for e in session.scalars(select(AuditEvent).where(AuditEvent.call_sid == call_sid))
+        ]
+    assert types.count("call.ended") == 1, types
+    assert "recording.start_failed" in types
