@@ -186,6 +186,24 @@ def _retryable(action: Action, error: ProviderError) -> bool:
     return action.kind != "start" or error.not_attempted
 
 
+def _requested(
+    session: Session, call: Call, recordings: list[Recording], actor: str
+) -> list[Action]:
+    """The call's next actions (plan()), each logged as requested in `session`."""
+    actions = plan(call, recordings, utcnow(), startable=live(session, call))
+    for action in actions:
+        audit.append(
+            session,
+            _EVENTS[action.kind][0],
+            actor=actor,
+            call_sid=call.call_sid,
+            recording_sid=action.recording_sid,
+            reasons=call.reasons,
+            policy_version=call.policy_version,
+        )
+    return actions
+
+
 def _end(
     session: Session, call: Call, status: str, error: ProviderError, detail: dict[str, object]
 ) -> None:
@@ -228,15 +246,25 @@ class Reconciler:
         last one to finish leaves what decide() gives for the final facts."""
         outcome = Outcome()
         with self.locks.hold(call_sid):
-            for _ in range(self.MAX_PASSES):
-                actions = self._plan(call_sid, actor)
+            actions = self._plan(call_sid, actor)
+            for passes_left in reversed(range(self.MAX_PASSES)):
                 if not actions:
                     break
                 outcome.actions += actions
-                failures = [f for a in actions if (f := self._carry_out(call_sid, a, actor))]
-                outcome.failures += failures
-                if failures:
+                following: list[Action] = []
+                for index, action in enumerate(actions):
+                    # The next pass is planned in the transaction that records the pass's
+                    # last outcome, if all went through: a transaction fewer on every
+                    # reconcile that acts (the IVR's start, a pause; issue 17).
+                    last = index == len(actions) - 1 and passes_left > 0
+                    failure, following = self._carry_out(
+                        call_sid, action, actor, plan_next=last and not outcome.failures
+                    )
+                    if failure is not None:
+                        outcome.failures.append(failure)
+                if outcome.failures:
                     break  # surfaced to the caller and retried by the sweep, not looped on
+                actions = following
         return outcome
 
     def reconcile_or_leave(self, call_sid: str, actor: str) -> None:
@@ -273,24 +301,15 @@ class Reconciler:
             call = find_call(session, call_sid, lock=True)
             if call is None:
                 return []
-            actions = plan(
-                call, recordings_of(session, call_sid), utcnow(), startable=live(session, call)
-            )
-            for action in actions:
-                audit.append(
-                    session,
-                    _EVENTS[action.kind][0],
-                    actor=actor,
-                    call_sid=call_sid,
-                    recording_sid=action.recording_sid,
-                    reasons=call.reasons,
-                    policy_version=call.policy_version,
-                )
-            return actions
+            return _requested(session, call, recordings_of(session, call_sid), actor)
 
     def _carry_out(
-        self, call_sid: str, action: Action, actor: str
-    ) -> tuple[Action, ProviderError] | None:
+        self, call_sid: str, action: Action, actor: str, *, plan_next: bool
+    ) -> tuple[tuple[Action, ProviderError] | None, list[Action]]:
+        """The action asked of the platform and its outcome recorded: (its failure, if
+        it is one to surface, and the next pass's actions when `plan_next` and it went
+        through)."""
+
         def retrying(exc: ProviderError, delay: float) -> None:
             self._log_failure(call_sid, action, exc, delay)
             self._record_retry(call_sid, action, exc, actor)
@@ -305,10 +324,14 @@ class Reconciler:
             )
         except ProviderError as exc:
             self._log_failure(call_sid, action, exc, None)
-            self._record_outcome(call_sid, action, None, exc, actor)
-            return None if exc.not_found and action.kind != "start" else (action, exc)
-        self._record_outcome(call_sid, action, info, None, actor)
-        return None
+            # A pause, resume or stop of a recording the platform no longer has is not a
+            # failure to surface: it is marked absent, and the next pass plans without it.
+            tolerated = exc.not_found and action.kind != "start"
+            following = self._record_outcome(
+                call_sid, action, None, exc, actor, plan_next=plan_next and tolerated
+            )
+            return (None if tolerated else (action, exc)), following
+        return None, self._record_outcome(call_sid, action, info, None, actor, plan_next=plan_next)
 
     @staticmethod
     def _log_failure(
@@ -356,7 +379,9 @@ class Reconciler:
         info: RecordingInfo | None,
         error: ProviderError | None,
         actor: str,
-    ) -> None:
+        *,
+        plan_next: bool,
+    ) -> list[Action]:
         _, succeeded, failed = _EVENTS[action.kind]
         with unit_of_work(self.sessions) as session:
             call = find_call(session, call_sid, lock=True)
@@ -387,8 +412,13 @@ class Reconciler:
                 detail=detail,
             )
             session.flush()
-            call.recording = confirmed_state(call, recordings_of(session, call_sid))
+            recordings = recordings_of(session, call_sid)
+            call.recording = confirmed_state(call, recordings)
             call.updated_at = utcnow()
+            # Planned from the facts as this transaction leaves them, under the call's row
+            # lock: what a fresh transaction would read (another change to the call waits
+            # for this reconcile's lock, then plans for itself).
+            return _requested(session, call, recordings, actor) if plan_next else []
 
     def _note_failure(
         self,

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.calls.provider import ProviderError
 from app.people.users import Role
@@ -382,3 +382,40 @@ def test_the_sweep_leaves_alone_a_payment_on_a_call_with_nothing_recording(
         call = session.get(Call, call_sid)
         assert (call.desired, call.recording, call.ended) == ("paused", "off", False)
     assert services.reconciler.sweep() == 0
+
+
+def test_a_resume_of_a_recording_gone_is_followed_by_a_new_start_in_the_same_request(
+    desk: Desk,
+) -> None:
+    """The next pass is planned in the transaction that records a tolerated failure too: a
+    resume answered 404 marks the recording absent, and the same reconcile starts another."""
+    assert desk.post("payment/start").status_code == 200
+    desk.platform.simulator.inject_fault(
+        "resume", ProviderError("not found", transient=False, status=404, not_found=True)
+    )
+    resumed = desk.post("payment/end")
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["recording"] == "recording"
+    assert [r.status for r in desk.recordings()] == ["absent", "in-progress"]
+    operations = [op for op, _ in desk.platform.simulator.requests]
+    assert operations[-2:] == ["resume", "start"]
+
+
+def test_a_pause_takes_two_transactions_the_plan_and_the_outcome(desk: Desk) -> None:
+    """Issue 17: the outcome's transaction also plans the next pass (nothing more, here),
+    where a third transaction used to plan it on its own."""
+    commits: list[object] = []  # units of work (on PostgreSQL the call's lock has its own)
+    listener = lambda *_: commits.append(1)  # noqa: E731
+    event.listen(desk.services.sessions, "after_commit", listener)
+    try:
+        desk.services.reconciler.reconcile(desk.call_sid, "system")  # nothing to do: one
+        assert len(commits) == 1
+        with unit_of_work(desk.services.sessions) as session:
+            call = session.get(Call, desk.call_sid)
+            call.desired = "paused"
+        commits.clear()
+        outcome = desk.services.reconciler.reconcile(desk.call_sid, "system")
+        assert [a.kind for a in outcome.actions] == ["pause"] and outcome.confirmed
+        assert len(commits) == 2
+    finally:
+        event.remove(desk.services.sessions, "after_commit", listener)
