@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
-from app.calls.locks import BUSY_SECONDS, advisory_key
+from app.calls.locks import BUSY_SECONDS, CallLocks, advisory_key
 from app.people.users import Role
 from app.recording_policy import DEFAULT_POLICY_PATH, load_policy_file
-from app.storage.db import unit_of_work
+from app.storage.db import make_engine, unit_of_work
 from app.storage.models import AuditEvent, Call
 from tests.factories import MAIN_NUMBER, Platform, bearer, make_user, new_call_sid
 
@@ -238,3 +238,50 @@ def test_sixty_concurrent_pauses_and_resumes_answer_within_the_platforms_limit(
     assert state["recording"] == state["desired"]
     assert state["desired"] == ("paused" if state["payment_in_progress"] else "recording")
     assert line.running_at_platform() == (state["desired"] == "recording")
+
+
+def _postgres_only(services) -> None:
+    if services.engine.dialect.name != "postgresql":
+        pytest.skip("advisory locks: PostgreSQL (SQLite deployments run one process)")
+
+
+def test_an_uncontended_call_lock_is_one_statement_each_way(services) -> None:
+    """Issue 17: taken with pg_try_advisory_lock outside any transaction, released the same
+    way; a reconcile used to spend seven round trips on the lock."""
+    _postgres_only(services)
+    sent: list[str] = []
+
+    def listener(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        sent.append(statement)
+
+    event.listen(services.engine, "before_cursor_execute", listener)
+    try:
+        with services.reconciler.locks.hold(new_call_sid()):
+            assert len(sent) == 1 and "pg_try_advisory_lock" in sent[0], sent
+        assert len(sent) == 2 and "pg_advisory_unlock" in sent[1], sent
+    finally:
+        event.remove(services.engine, "before_cursor_execute", listener)
+
+
+def test_a_call_lock_waited_for_leaves_the_pooled_connection_as_it_was(services, settings) -> None:
+    """Held by another process, the lock is waited for with a lock_timeout of its own, which
+    must not stay on the connection the pool hands out next."""
+    _postgres_only(services)
+    engine = make_engine(settings.database_url, pool_size=1, max_overflow=0)
+    try:
+        locks = CallLocks(engine, timeout=5.0)
+        call_sid = new_call_sid()
+        with held_elsewhere(services, call_sid):
+            waited = ThreadPoolExecutor(1).submit(lambda: _hold_briefly(locks, call_sid))
+            time.sleep(0.3)
+        assert waited.result(10) >= 0.2  # it waited for the other holder, then had it
+        with engine.connect() as connection:
+            assert connection.execute(text("SHOW lock_timeout")).scalar() == "0"
+    finally:
+        engine.dispose()
+
+
+def _hold_briefly(locks: CallLocks, call_sid: str) -> float:
+    started = time.monotonic()
+    with locks.hold(call_sid):
+        return time.monotonic() - started
