@@ -183,3 +183,25 @@ def test_with_twilio_downloads_share_one_client(
     opened = services.media.open(sid)
     opened.close()
     assert built == []
+
+
+def test_a_shared_twilio_client_keeps_no_cookies_between_downloads() -> None:
+    """Shared between downloads, the client must not carry what one response set (a
+    storage host's cookie) into the next request."""
+    from app.platforms.twilio.media import TwilioMedia
+
+    seen: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        return httpx.Response(
+            200, stream=httpx.ByteStream(b"RIFF"), headers={"set-cookie": "track=1; Path=/"}
+        )
+
+    media = TwilioMedia("https://api.twilio.example", "AC" + "1" * 32, "token")
+    media._client._transport = httpx.MockTransport(answer)
+    for sid in ("RE" + "1" * 32, "RE" + "2" * 32):
+        opened = media.open(sid)
+        assert b"".join(opened.chunks) == b"RIFF"
+        opened.close()
+    assert seen == [None, None]

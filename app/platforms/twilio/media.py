@@ -6,6 +6,8 @@ go to the configured API. A byte range is asked of Twilio and its 206 (or 416) r
 
 from __future__ import annotations
 
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+
 import httpx
 
 from app.retention.errors import Gone, MediaUnavailable, RangeNotSatisfiable
@@ -23,8 +25,12 @@ class TwilioMedia:
         # between threads"). A client per download built a TLS context each time, ~19 ms
         # of CPU: under bench/load.py the fingerprint pass spent more CPU on that than a
         # worker on its webhooks (issue 17). Shared, the connection stays alive too.
+        # No cookie jar kept between downloads: each is made as if alone, as before.
         self._client = httpx.Client(
-            timeout=timeout, follow_redirects=True, auth=(account_sid, auth_token)
+            timeout=timeout,
+            follow_redirects=True,
+            auth=(account_sid, auth_token),
+            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
         )
 
     def url(self, recording_sid: str) -> str:
