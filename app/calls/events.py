@@ -313,12 +313,17 @@ class CallEvents:
             ):
                 return Reply(None, True)
             call = lock_call(session, call_sid)
+            # The call's recordings first: the reported one is then found without a query
+            # of its own, and the call's confirmed state is worked out from them in memory,
+            # so the changes go in one flush as the transaction commits (issue 17).
+            recordings = recordings_of(session, call_sid)
             recording = session.get(Recording, recording_sid)
             created = recording is None
             if recording is None:
                 recording = new_recording(
                     session, call, recording_sid, RECORDING_STARTED, event.segment_sid
                 )
+                recordings.append(recording)
             if recording.status in RECORDING_ENDINGS:
                 audit.append(
                     session,
@@ -354,8 +359,7 @@ class CallEvents:
                     # call's own end may be reported after this: no new recording is
                     # started for a minute unless the call is still up by then.
                     call.start_pending_until = utcnow() + START_UNCERTAIN
-            session.flush()
-            call.recording = confirmed_state(call, recordings_of(session, call_sid))
+            call.recording = confirmed_state(call, recordings)
         return Reply(None)
 
     def _complete(self, session: Session, recording: Recording, event: RecordingReported) -> None:

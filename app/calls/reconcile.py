@@ -386,6 +386,9 @@ class Reconciler:
         with unit_of_work(self.sessions) as session:
             call = find_call(session, call_sid, lock=True)
             assert call is not None
+            # Loaded first, so that the recording acted on is found without a query of its
+            # own and the state is worked out in memory: one flush, at commit (issue 17).
+            recordings = recordings_of(session, call_sid)
             recording_sid = info.sid if info else action.recording_sid
             detail: dict[str, object] = {}
             if info is not None:
@@ -395,6 +398,7 @@ class Reconciler:
                     recording = new_recording(
                         session, call, info.sid, str(info.status), action.segment_sid
                     )
+                    recordings.append(recording)
                 elif recording.status not in TERMINAL_RECORDING:
                     recording.status = str(info.status)
                 call.start_pending_until = None
@@ -411,8 +415,6 @@ class Reconciler:
                 policy_version=call.policy_version,
                 detail=detail,
             )
-            session.flush()
-            recordings = recordings_of(session, call_sid)
             call.recording = confirmed_state(call, recordings)
             call.updated_at = utcnow()
             # Planned from the facts as this transaction leaves them, under the call's row

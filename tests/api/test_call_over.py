@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.calls.provider import ProviderError
 from app.calls.reconcile import START_UNCERTAIN
@@ -122,3 +122,31 @@ def test_a_start_refused_because_the_call_ended_meanwhile_ends_it_once(
         ]
     assert types.count("call.ended") == 1, types
     assert "recording.start_failed" in types
+
+
+def test_a_recordings_callback_writes_the_call_and_the_recording_once_each(
+    client: TestClient, platform: Platform, services
+) -> None:
+    """Issue 17: the call's recordings are read first and its confirmed state worked out
+    from them in memory, so the recording's completion and the call's new state go to the
+    database in one flush: one UPDATE of each row, no second read of the recording."""
+    call_sid = platform.queue_call(CONTACT)
+    platform.deliver_callbacks()  # the recording's in-progress
+    platform.simulator.hangup(call_sid)
+    sent: list[str] = []
+
+    def listener(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        sent.append(" ".join(statement.split()))
+
+    event.listen(services.engine, "before_cursor_execute", listener)
+    try:
+        [completed] = platform.deliver_callbacks()
+    finally:
+        event.remove(services.engine, "before_cursor_execute", listener)
+    assert completed.status_code == 204
+    assert sum(s.startswith("UPDATE recordings") for s in sent) == 1, sent
+    assert sum(s.startswith("UPDATE calls") for s in sent) == 1, sent
+    assert sum(s.startswith("SELECT recordings") for s in sent) == 1, sent
+    with services.sessions() as session:
+        call = session.get(Call, call_sid)
+        assert call.recording == "off"
