@@ -3,7 +3,10 @@ with a constant TwiML menu (the same size as callguard's answer), with no signat
 no database and no policy.
 
 Run by bench/webhook.py as `python bench/baseline_app.py --port N`, and by bench/load.py
-with `--style any --workers 2` (every POST path answered after reading its body); it
+with `--style any --workers 2` (every POST path answered after reading its body). With
+`--style trips` (bench/webhook.py on PostgreSQL) the `def`+form endpoint also sends
+CALLGUARD_BENCH_STATEMENTS trivial statements in one transaction to CALLGUARD_DATABASE_URL,
+through psycopg as callguard does: what the round trips alone cost, nothing else done. It
 serves with the same uvicorn options and logging as `callguard serve` (app/cli/service.py), so
 the two servers differ only in what the endpoints do."""
 
@@ -13,6 +16,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -56,6 +60,28 @@ def voice_form(
     return Response(TWIML, media_type="application/xml")
 
 
+_local = threading.local()
+
+
+def voice_trips(
+    CallSid: Annotated[str, Form()],
+    To: Annotated[str, Form()],
+) -> Response:
+    """voice_form, sending STATEMENTS statements in a transaction first (psycopg sends the
+    BEGIN as a round trip of its own, then one a statement and the COMMIT), on this thread's
+    own connection, as callguard's pool gives each request one."""
+    connection = getattr(_local, "connection", None)
+    if connection is None:
+        import psycopg  # only this style needs a database
+
+        url = os.environ["CALLGUARD_DATABASE_URL"].replace("+psycopg", "")
+        connection = _local.connection = psycopg.connect(url)
+    for _ in range(STATEMENTS):
+        connection.execute("SELECT 1").fetchall()
+    connection.commit()
+    return Response(TWIML, media_type="application/xml")
+
+
 async def any_post(request: Request) -> Response:
     """Any path: read the whole body (form or JSON), answer a constant."""
     await request.body()
@@ -64,10 +90,11 @@ async def any_post(request: Request) -> Response:
 
 STYLE_ENV = "CALLGUARD_BENCH_STYLE"  # read at import, so that worker processes see it too
 _style = os.environ.get(STYLE_ENV, "async")
+STATEMENTS = int(os.environ.get("CALLGUARD_BENCH_STATEMENTS", "7"))
 if _style == "any":
     app.add_api_route("/{path:path}", any_post, methods=["POST"])
 else:
-    endpoint = voice_async if _style == "async" else voice_form
+    endpoint = {"async": voice_async, "form": voice_form, "trips": voice_trips}[_style]
     app.add_api_route("/webhooks/twilio/voice", endpoint, methods=["POST"])
 
 
@@ -75,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--style", choices=("async", "form", "any"), default="async")
+    parser.add_argument("--style", choices=("async", "form", "trips", "any"), default="async")
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     os.environ[STYLE_ENV] = args.style

@@ -8,7 +8,11 @@ Real uvicorn servers run on 127.0.0.1 (free ports) in the same run:
   from an `async` endpoint that does not read the form and from a `def` one that does;
 * the ceiling (bench/fixed_cost_app.py): callguard itself, middleware and signature check
   included, with the voice handler answering the same constant: what callguard costs
-  before the handler does anything, so the most any handler could reach.
+  before the handler does anything, so the most any handler could reach;
+* on PostgreSQL, the round trips' floor: the `def`+form baseline sending --statements
+  trivial statements in a transaction through psycopg (BEGIN, each statement and COMMIT a
+  round trip, as callguard's are), so the most a handler sending that many could reach
+  even if it did nothing else.
 
 All get the same load from the same client: every request is a new call (a fresh CallSid)
 to the main number, a properly signed form, and is expected to be answered 200 with the
@@ -63,6 +67,9 @@ BENCH = Path(__file__).resolve().parent
 # Issue 17: callguard / bare `def`+form, with the same work done; the fixed cost (the
 # ceiling) at least CEILING_TARGET of bare on both.
 TARGET_RATIO = {"sqlite": 0.30, "postgres": 0.25}
+# The statements callguard's voice webhook sends on PostgreSQL in its transaction, as
+# bench/inprocess.py --database postgres counts them (plus BEGIN and COMMIT).
+STATEMENTS = 7
 CEILING_TARGET = 0.60
 MAIN_NUMBER = "+441632960655"
 CALLER = "+447700900123"
@@ -459,6 +466,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--requests", type=int, help="measured requests per server (3000)")
     parser.add_argument("--concurrency", type=int, help="concurrent connections (8)")
+    parser.add_argument(
+        "--statements",
+        type=int,
+        default=STATEMENTS,
+        help=f"PostgreSQL: statements in the round trips' floor ({STATEMENTS})",
+    )
     parser.add_argument("--warmup", type=int, help="unmeasured requests first (10%%, >= 20)")
     parser.add_argument(
         "--timeout", type=float, help="seconds allowed for each server's load (300; quick 60)"
@@ -486,6 +499,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--warmup must be between 0 and 10000")
     if not 0 < args.timeout <= 1800:
         parser.error("--timeout must be between 0 and 1800 seconds")
+    if not 0 <= args.statements <= 100:
+        parser.error("--statements must be between 0 and 100")
     return args
 
 
@@ -505,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 database_url = stack.enter_context(postgres_database(args.pg_server))
             else:
                 database_url = f"sqlite:///{workdir / 'callguard.db'}"
-            baseline_port, form_port, fixed_port, callguard_port = free_ports(4)
+            baseline_port, form_port, fixed_port, callguard_port, trips_port = free_ports(5)
             token = secrets.token_hex(20)
             env = server_env(database_url, callguard_port, token)
             t0 = time.monotonic()
@@ -553,6 +568,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                     workdir / "callguard.log",
                 ),
             ]
+            if args.database == "postgres":
+                servers.append(
+                    Server(
+                        f"floor: {args.statements} stmts",
+                        [
+                            sys.executable,
+                            str(BENCH / "baseline_app.py"),
+                            "--port",
+                            str(trips_port),
+                            "--style",
+                            "trips",
+                        ],
+                        trips_port,
+                        env | {"CALLGUARD_BENCH_STATEMENTS": str(args.statements)},
+                        workdir,
+                        workdir / "baseline-trips.log",
+                    )
+                )
             for server in servers:
                 stack.enter_context(running(server))
             for server in servers:
@@ -580,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: servers stopped", file=sys.stderr)
         return 130
 
-    floor, form, fixed, callguard = results
+    floor, form, fixed, callguard = results[:4]
     ratio = callguard.throughput / form.throughput
     ceiling = fixed.throughput / form.throughput
     target = TARGET_RATIO[args.database]
@@ -594,6 +627,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(target >= {CEILING_TARGET:.2f}): {'MET' if ceiling >= CEILING_TARGET else 'BELOW'} "
         "(the app with the voice handler answering a constant: no handler could do better)"
     )
+    if len(results) > 4:
+        trips = results[4].throughput / form.throughput
+        print(
+            f"round trips' floor: baseline (def+form) sending {args.statements} statements in a "
+            f"transaction / baseline (def+form): {trips:.3f} (what the round trips alone leave: "
+            "a handler sending as many could not do better)"
+        )
     if args.quick:
         print("(quick mode: the ratio is informative only)")
         return 0
