@@ -12,7 +12,12 @@ process and one run (every variant alternates, rounds x requests each, medians):
 * the handler: CallEvents.arrived alone, called in this thread, with its SQL statements
   counted, and with one part taken out at a time (rendering the TwiML, sealing the caller's
   number, the audit events and their placing at commit);
-* the whole voice webhook through the app, as the sum of the two plus the thread hop.
+* the whole voice webhook through the app, as the sum of the two plus the thread hop;
+* the IVR's handler alone for comparison (CallEvents.menu_answered, digit 1 after a voice
+  webhook: queued for a recorded department, the recording started at the simulated
+  platform, in memory, before it answers), with its statements and commits: the voice
+  webhook's kind of transaction, then the reconciler's plan, the platform's start and the
+  outcome's transaction (issue 17 item 2 asks the IVR for the voice webhook's ratio).
 
     python bench/inprocess.py [--database postgres]   # 7 rounds x 300 requests
     python bench/inprocess.py --profile               # and cProfile's top of the handler
@@ -269,6 +274,35 @@ def handler_rows(services: Services, counted: list[int]) -> tuple[list[Row], dic
     return rows, statements
 
 
+def ivr_row(services: Services, counted: list[int], commits: list[int]) -> Row:
+    """menu_answered (digit 1) on calls that have just arrived (their voice webhooks run
+    before the clock starts); the statements and commits a request, in `statements`."""
+    render = webhooks.answers(services).render
+
+    def run(n: int) -> float:
+        arrived = [voice_form() for _ in range(n)]
+        for form in arrived:
+            services.calls.arrived(forms.voice(form, None), render)
+        menus = [
+            forms.ivr({**form, "CallStatus": "in-progress", "Digits": "1"}, 1, None)
+            for form in arrived
+        ]
+        counted[0] = commits[0] = 0
+        started = CLOCK()
+        for event_ in menus:
+            reply = services.calls.menu_answered(event_, render)
+            if "<Enqueue>" not in reply.body:
+                raise RuntimeError(f"the IVR answered {reply.body[:200]!r}")
+        took = (CLOCK() - started) / n
+        IVR_COUNTS[:] = [counted[0] / n, commits[0] / n]
+        return took
+
+    return Row("CallEvents.menu_answered (IVR)", run)
+
+
+IVR_COUNTS: list[float] = [0.0, 0.0]  # statements, commits a request, of the last round
+
+
 def profile_handler(services: Services, n: int) -> None:
     render = webhooks.answers(services).render
     inputs = [forms.voice(voice_form(), None) for _ in range(n)]
@@ -336,6 +370,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         driver._execute = _count_driver  # type: ignore[assignment]
         stack.callback(setattr, driver, "_execute", sent)
+        commits = [0]
+
+        @event.listens_for(services.engine, "commit")
+        def _commit(*_: object) -> None:
+            commits[0] += 1
 
         app = create_app(settings, services)
         loop = asyncio.new_event_loop()
@@ -352,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             measure(whole, args.rounds, args.requests)
             handler, statements = handler_rows(services, counted)
             measure(handler, args.rounds, args.requests)
+            ivr = [ivr_row(services, counted, commits)]
+            measure(ivr, args.rounds, args.requests)
             original = CallEvents.arrived
             CallEvents.arrived = _constant  # type: ignore[method-assign,assignment]
             try:
@@ -368,6 +409,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_rows("the voice handler alone (this thread)", handler, None)
         for row in handler:
             print(f"  {row.name}: {statements[row.name]:.1f} statements a webhook")
+        print_rows("the IVR's handler alone (this thread), for comparison", ivr, None)
+        print(
+            f"  {IVR_COUNTS[0]:.1f} statements and {IVR_COUNTS[1]:.1f} commits a webhook "
+            "(the voice handler: one commit)"
+        )
         print_rows("the whole voice webhook", whole, None)
         rest = whole[0].ms - fixed[0].ms - handler[0].ms
         print(f"  = fixed cost {fixed[0].ms:.3f} + handler {handler[0].ms:.3f} + other {rest:.3f}")
