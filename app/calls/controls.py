@@ -15,7 +15,7 @@ from app.audit import log as audit
 from app.calls import views
 from app.calls.decisions import redecide
 from app.calls.locks import CallBusy
-from app.calls.reconcile import Reconciler
+from app.calls.reconcile import Plan, Reconciler
 from app.calls.store import recordings_of
 from app.config import Settings
 from app.errors import BadRequest, Conflict, DomainError
@@ -64,11 +64,18 @@ class CallControls:
         call_sid: str,
         apply: Callable[[Session, Call], None],
     ) -> None:
-        """Record a fact and the decision it leads to, in one transaction."""
-        with unit_of_work(self.sessions) as session:
-            call = locked_call_for(session, user, call_sid)
-            apply(session, call)
-            redecide(session, call, active_policy(session), self.settings.fail_safe, user.name)
+        """Record a fact and the decision it leads to, in one transaction, then bring the
+        platform to it (Reconciler.changed: planned in that transaction when the call's
+        lock is free; CallBusy, the fact kept, when another change holds it too long)."""
+
+        def record(plan: Plan) -> None:
+            with unit_of_work(self.sessions) as session:
+                call = locked_call_for(session, user, call_sid)
+                apply(session, call)
+                redecide(session, call, active_policy(session), self.settings.fail_safe, user.name)
+                plan(session, call)
+
+        self.reconciler.changed(call_sid, user.name, record, leave_if_busy=False)
 
     def view(self, call_sid: str) -> dict[str, Any]:
         with unit_of_work(self.sessions) as session:
@@ -88,10 +95,9 @@ class CallControls:
                 self._event(session, call, user, audit.EventType.PAYMENT_STARTED, source=source)
 
         started = time.perf_counter()
-        self.change(user, call_sid, apply)
         busy = False
         try:
-            self.reconciler.reconcile(call_sid, user.name)
+            self.change(user, call_sid, apply)
         except CallBusy:
             # Another change holds the call: its reconcile plans from our fact too, so the
             # pause may be confirmed all the same; if not, the answer says busy.
@@ -129,7 +135,6 @@ class CallControls:
                 self._event(session, call, user, audit.EventType.PAYMENT_ENDED, source=source)
 
         self.change(user, call_sid, apply)
-        self.reconciler.reconcile(call_sid, user.name)
         return self.view(call_sid)
 
     # -- opt-out ---------------------------------------------------------------------
@@ -143,7 +148,6 @@ class CallControls:
                 self._event(session, call, user, audit.EventType.OPT_OUT_REQUESTED, source="agent")
 
         self.change(user, call_sid, apply)
-        self.reconciler.reconcile(call_sid, user.name)
         with unit_of_work(self.sessions) as session:
             call = session.get(Call, call_sid)
             assert call is not None

@@ -25,7 +25,7 @@ from app.calls.inputs import (
     MenuAnswered,
     RecordingReported,
 )
-from app.calls.reconcile import START_UNCERTAIN, Reconciler, new_recording
+from app.calls.reconcile import START_UNCERTAIN, Plan, Reconciler, new_recording
 from app.calls.state import confirmed_state
 from app.calls.store import (
     claim_receipt,
@@ -193,8 +193,18 @@ class CallEvents:
     # -- the menu ------------------------------------------------------------------------
 
     def menu_answered(self, event: MenuAnswered, render: Render) -> Reply:
+        """The caller's menu choice; a call it queues for a recorded department has its
+        recording started before the answer (Reconciler.changed: planned in this
+        webhook's own transaction when the call's lock is free)."""
+        return self.reconciler.changed(
+            event.call_sid,
+            PLATFORM,
+            lambda plan: self._menu_answered(event, render, plan),
+            leave_if_busy=True,
+        )
+
+    def _menu_answered(self, event: MenuAnswered, render: Render, plan: Plan) -> Reply:
         call_sid, delivery = event.call_sid, event.delivery
-        queued = False
         with unit_of_work(self.sessions) as session:
             receipt = claim_receipt(session, delivery.key, delivery.token, "ivr", call_sid)
             if receipt is None:
@@ -209,11 +219,10 @@ class CallEvents:
                 answer = self.queue_answer(call, call.department)
             else:
                 answer = self._menu_choice(session, call, active, event.digits, event.step)
-                queued = call.queued
+                if call.queued:
+                    plan(session, call)
             body = render(answer)
             keep_response(session, receipt, body)
-        if queued:
-            self.reconciler.reconcile_or_leave(call_sid, PLATFORM)
         return Reply(body)
 
     def queue_answer(self, call: Call, department: str | None) -> Queue:

@@ -82,7 +82,7 @@ class CallLocks:
     def hold(self, call_sid: str) -> Iterator[None]:
         """The call's lock, or CallBusy after `timeout` seconds."""
         deadline = time.monotonic() + self.timeout
-        with self._in_process(call_sid):
+        with self._in_process(call_sid, wait=True):
             if self._postgres:
                 with self._advisory(call_sid, deadline - time.monotonic()):
                     yield
@@ -90,19 +90,35 @@ class CallLocks:
                 yield
 
     @contextmanager
-    def _advisory(self, call_sid: str, timeout: float) -> Iterator[None]:
+    def attempt(self, call_sid: str) -> Iterator[bool]:
+        """The call's lock if it is free now (True), without waiting for it; False, and
+        nothing held, when another has it."""
+        with self._in_process(call_sid, wait=False) as got:
+            if not got or not self._postgres:
+                yield got
+                return
+            with self._advisory(call_sid, None) as got:
+                yield got
+
+    @contextmanager
+    def _advisory(self, call_sid: str, timeout: float | None) -> Iterator[bool]:
         """Outside any transaction (autocommit; session-level locks need none): taken in one
         round trip when free, as it nearly always is, released in one. It used to be a
-        transaction each way, seven round trips a reconcile (issue 17)."""
+        transaction each way, seven round trips a reconcile (issue 17). Held: True; when
+        another holds it, waited for up to `timeout` (or CallBusy), or with None not
+        waited for: False."""
         key = advisory_key(call_sid)
         connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
-            if not connection.execute(_TRY_LOCK, {"key": key}).scalar():
+            got = bool(connection.execute(_TRY_LOCK, {"key": key}).scalar())
+            if not got and timeout is not None:
                 _wait_for(connection, call_sid, key, timeout)
+                got = True
             try:
-                yield
+                yield got
             finally:
-                connection.execute(_UNLOCK, {"key": key})
+                if got:
+                    connection.execute(_UNLOCK, {"key": key})
         except BaseException:
             # Closing the session releases any advisory lock it still holds.
             connection.invalidate()
@@ -111,15 +127,17 @@ class CallLocks:
             connection.close()  # the pool restores its isolation level
 
     @contextmanager
-    def _in_process(self, call_sid: str) -> Iterator[None]:
+    def _in_process(self, call_sid: str, *, wait: bool) -> Iterator[bool]:
+        """This process's lock of the call: waited for up to `timeout` (or CallBusy), or
+        only taken if free (`wait` false; False when it is not)."""
         with self._guard:
             lock, users = self._local.get(call_sid, (threading.Lock(), 0))
             self._local[call_sid] = (lock, users + 1)
-        acquired = lock.acquire(timeout=self.timeout)
+        acquired = lock.acquire(timeout=self.timeout) if wait else lock.acquire(blocking=False)
         try:
-            if not acquired:
+            if not acquired and wait:
                 raise CallBusy(call_sid)
-            yield
+            yield acquired
         finally:
             if acquired:
                 lock.release()

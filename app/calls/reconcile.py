@@ -219,6 +219,26 @@ def _end(
     detail["call"] = "ended"
 
 
+class Plan:
+    """Handed to a change by Reconciler.changed: called in the change's transaction, with
+    the call locked, when the platform may now have to act on the call. Holding the call's
+    reconcile lock (`now`), it plans the first pass there, logged as requested, as
+    reconcile() would in a transaction of its own; otherwise it notes that a reconcile is
+    wanted after the change."""
+
+    def __init__(self, actor: str, *, now: bool) -> None:
+        self.actor = actor
+        self.now = now
+        self.wanted = False
+        self.actions: list[Action] = []
+
+    def __call__(self, session: Session, call: Call) -> None:
+        self.wanted = True
+        if self.now:
+            recordings = recordings_of(session, call.call_sid)
+            self.actions = _requested(session, call, recordings, self.actor)
+
+
 class Reconciler:
     MAX_PASSES = 5
 
@@ -244,27 +264,57 @@ class Reconciler:
         """Bring the platform to the call's desired state, holding the call's reconcile
         lock: concurrent requests queue here, and each plans from the newest facts, so the
         last one to finish leaves what decide() gives for the final facts."""
-        outcome = Outcome()
         with self.locks.hold(call_sid):
-            actions = self._plan(call_sid, actor)
-            for passes_left in reversed(range(self.MAX_PASSES)):
-                if not actions:
-                    break
-                outcome.actions += actions
-                following: list[Action] = []
-                for index, action in enumerate(actions):
-                    # The next pass is planned in the transaction that records the pass's
-                    # last outcome, if all went through: a transaction fewer on every
-                    # reconcile that acts (the IVR's start, a pause; issue 17).
-                    last = index == len(actions) - 1 and passes_left > 0
-                    failure, following = self._carry_out(
-                        call_sid, action, actor, plan_next=last and not outcome.failures
-                    )
-                    if failure is not None:
-                        outcome.failures.append(failure)
-                if outcome.failures:
-                    break  # surfaced to the caller and retried by the sweep, not looped on
-                actions = following
+            return self._passes(call_sid, self._plan(call_sid, actor), actor)
+
+    def changed(
+        self, call_sid: str, actor: str, change: Callable[[Plan], T], *, leave_if_busy: bool
+    ) -> T:
+        """`change` (a unit of work of the caller's: it calls the Plan it is handed, inside
+        its transaction, when the call may now need the platform to act), then the call
+        reconciled if it asked. A call busy with another change is then waited for as
+        reconcile() does (CallBusy after the lock's timeout, the change made) or, with
+        `leave_if_busy` — a webhook's way — left to its lock's holder and the sweep.
+
+        When the call's lock is free it is taken first, and the change's own transaction
+        plans the first pass: a transaction fewer than the change and then reconcile()
+        (issue 17: the IVR's queueing and its recording's start, a payment's pause). When
+        another holds it, the change is made at once all the same — the fact is never kept
+        waiting on a lock — and the call is reconciled after, as before."""
+        with self.locks.attempt(call_sid) as held:
+            plan = Plan(actor, now=held)
+            result = change(plan)
+            if held and plan.actions:
+                self._passes(call_sid, plan.actions, actor)
+        if plan.wanted and not held:
+            if leave_if_busy:
+                self.reconcile_or_leave(call_sid, actor)
+            else:
+                self.reconcile(call_sid, actor)
+        return result
+
+    def _passes(self, call_sid: str, actions: list[Action], actor: str) -> Outcome:
+        """The planned actions carried out, and the passes they lead to (the caller holds
+        the call's lock)."""
+        outcome = Outcome()
+        for passes_left in reversed(range(self.MAX_PASSES)):
+            if not actions:
+                break
+            outcome.actions += actions
+            following: list[Action] = []
+            for index, action in enumerate(actions):
+                # The next pass is planned in the transaction that records the pass's
+                # last outcome, if all went through: a transaction fewer on every
+                # reconcile that acts (the IVR's start, a pause; issue 17).
+                last = index == len(actions) - 1 and passes_left > 0
+                failure, following = self._carry_out(
+                    call_sid, action, actor, plan_next=last and not outcome.failures
+                )
+                if failure is not None:
+                    outcome.failures.append(failure)
+            if outcome.failures:
+                break  # surfaced to the caller and retried by the sweep, not looped on
+            actions = following
         return outcome
 
     def reconcile_or_leave(self, call_sid: str, actor: str) -> None:

@@ -201,6 +201,78 @@ def test_a_webhook_on_a_busy_call_is_answered_and_its_decision_kept(
     assert [r.status.value for r in platform.simulator.recordings(call_sid)] == ["in-progress"]
 
 
+def test_a_webhook_on_a_call_busy_in_another_process_is_answered_at_once(
+    platform: Platform, client: TestClient, services
+) -> None:
+    """The IVR tries the call's lock without waiting before its transaction: held by
+    another server (PostgreSQL), the caller's choice is made and answered all the same,
+    and the start is left to the holder and the sweep."""
+    _postgres_only(services)
+    services.reconciler.locks.timeout = 0.2
+    call_sid = new_call_sid()
+    assert "<Gather" in platform.voice(call_sid, MAIN_NUMBER).text
+    with held_elsewhere(services, call_sid):
+        queued = platform.ivr(call_sid, 1, "1")
+        assert queued.status_code == 200 and "<Enqueue" in queued.text
+        with services.sessions() as session:
+            call = session.get(Call, call_sid)
+            assert (call.desired, call.recording) == ("recording", "off")
+    services.reconciler.sweep()
+    assert [r.status.value for r in platform.simulator.recordings(call_sid)] == ["in-progress"]
+
+
+def test_the_ivr_plans_its_start_in_its_own_transaction(
+    platform: Platform, client: TestClient, services
+) -> None:
+    """Issue 17: with the call's lock free, the choice that queues a recorded call and
+    the start's plan are one transaction, then the outcome's: two, where a menu
+    transaction and then a reconcile took three — and the log reads as before."""
+    call_sid = new_call_sid()
+    assert "<Gather" in platform.voice(call_sid, MAIN_NUMBER).text
+    commits: list[object] = []  # units of work (on PostgreSQL the call's lock has its own)
+    listener = lambda *_: commits.append(1)  # noqa: E731
+    event.listen(services.sessions, "after_commit", listener)
+    try:
+        queued = platform.ivr(call_sid, 1, "1")
+    finally:
+        event.remove(services.sessions, "after_commit", listener)
+    assert queued.status_code == 200 and "<Enqueue" in queued.text
+    assert len(commits) == 2
+    assert [r.status.value for r in platform.simulator.recordings(call_sid)] == ["in-progress"]
+    with services.sessions() as session:
+        call = session.get(Call, call_sid)
+        assert (call.desired, call.recording) == ("recording", "recording")
+        types = list(
+            session.scalars(
+                select(AuditEvent.type)
+                .where(AuditEvent.call_sid == call_sid)
+                .order_by(AuditEvent.sequence)
+            )
+        )
+    requested = types.index("recording.start_requested")
+    assert types.index("decision") < requested < types.index("recording.started")
+
+
+def test_attempt_takes_a_free_call_lock_and_never_waits_for_a_held_one(services) -> None:
+    locks = CallLocks(services.engine, timeout=5.0)
+    call_sid = new_call_sid()
+    with locks.attempt(call_sid) as got:
+        assert got
+        other = ThreadPoolExecutor(1).submit(lambda: _attempt_timed(locks, call_sid))
+        assert other.result(10) == (False, True)  # not had, and at once
+    for holder in holders(services):
+        with holder(services, call_sid):
+            assert _attempt_timed(services.reconciler.locks, call_sid) == (False, True)
+    with locks.attempt(call_sid) as got:  # released by all: free again
+        assert got
+
+
+def _attempt_timed(locks: CallLocks, call_sid: str) -> tuple[bool, bool]:
+    started = time.monotonic()
+    with locks.attempt(call_sid) as got:
+        return got, time.monotonic() - started < 1.0
+
+
 def test_sixty_concurrent_pauses_and_resumes_answer_within_the_platforms_limit(
     line: Line, services
 ) -> None:

@@ -419,3 +419,25 @@ def test_a_pause_takes_two_transactions_the_plan_and_the_outcome(desk: Desk) -> 
         assert len(commits) == 2
     finally:
         event.remove(desk.services.sessions, "after_commit", listener)
+
+
+def test_a_payment_pause_is_planned_in_the_transaction_that_records_the_payment(
+    desk: Desk,
+) -> None:
+    """Issue 17: with the call's lock free, the payment's fact, its decision and the pause's
+    plan are one transaction; then the pause's outcome and the check that nothing records:
+    three, where the fact and then a reconcile took four (and, first, the bearer token's
+    look-up: a fourth unit of work, read only)."""
+    commits: list[object] = []  # units of work (on PostgreSQL the call's lock has its own)
+    listener = lambda *_: commits.append(1)  # noqa: E731
+    event.listen(desk.services.sessions, "after_commit", listener)
+    try:
+        paused = desk.post("payment/start")
+    finally:
+        event.remove(desk.services.sessions, "after_commit", listener)
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["confirmed"] is True and paused.json()["recording"] == "paused"
+    assert len(commits) == 4
+    types = [e.type for e in desk.events()]
+    assert types.index("payment.started") < types.index("recording.pause_requested")
+    assert types.index("recording.pause_requested") < types.index("recording.paused")
