@@ -227,8 +227,9 @@ class Agent:
         headers = {"Authorization": f"Bearer {self.token}", "Content-Length": "0"}
         return self.client.post(f"/api/v1/calls/{call_sid}/payment/{action}", b"", headers)
 
-    def round(self) -> tuple[float, int]:
-        """One call; returns the pause round trip (s) and the Twilio requests it made."""
+    def round(self) -> tuple[float, int, float]:
+        """One call; returns the pause round trip (s), the Twilio requests it made and the
+        time (s) the fake took to answer them, latency included (the platform's own)."""
         fake = self.fake
         call_sid = "CA" + secrets.token_hex(16)
         fake.platform.add_call(call_sid)
@@ -255,11 +256,12 @@ class Agent:
             raise RoundError(f"after the IVR the fake has recordings {recordings}")
 
         self.client.ready()  # an idle connection is reopened outside the clock
-        before = len(fake.requests)
+        before, answered = len(fake.requests), len(fake.handling_seconds)
         start = time.perf_counter()
         status, body = self.control(call_sid, "start")
         took = time.perf_counter() - start
         twilio_requests = len(fake.requests) - before
+        platform = sum(fake.handling_seconds[answered:])
         if status != 200 or _json(body).get("confirmed") is not True:
             raise RoundError(f"payment/start: HTTP {status}: {body[:200]!r}")
 
@@ -275,7 +277,7 @@ class Agent:
             raise RoundError(f"call-status webhook: HTTP {status}: {text[:200]!r}")
         while not fake.platform.outbox.empty():  # recording callbacks: not needed here
             fake.platform.outbox.get_nowait()
-        return took, twilio_requests
+        return took, twilio_requests, platform
 
 
 def _json(body: bytes) -> dict[str, Any]:
@@ -324,7 +326,7 @@ def run_rounds(
                 break
             fake.latency = latency if result is None else result.latency
             try:
-                took, requests = agent.round()
+                took, requests, _ = agent.round()
             except (RoundError, OSError, http.client.HTTPException) as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
                 if len(errors) >= MAX_ERRORS:

@@ -25,6 +25,7 @@ import base64
 import binascii
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -111,6 +112,7 @@ class _State:
     violations: list[Violation] = field(default_factory=list)
     injections: list[_Injection] = field(default_factory=list)
     media_ranges: list[str | None] = field(default_factory=list)  # each media GET's Range
+    handling: list[float] = field(default_factory=list)  # seconds each answer took, in order
     expect_all: bool = False
     expected_codes: set[int] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -178,6 +180,13 @@ class FakeTwilioServer:
     @property
     def requests(self) -> list[ReceivedRequest]:
         return self._state.requests
+
+    @property
+    def handling_seconds(self) -> list[float]:
+        """How long the fake took over each request it has answered, latency included, in
+        the order it answered them: the platform's own time, which a benchmark of
+        callguard's own time takes off its round trips."""
+        return self._state.handling
 
     @property
     def media_ranges(self) -> list[str | None]:
@@ -250,6 +259,14 @@ class FakeTwilioServer:
 
     async def _handle(self, request: Request) -> Response:
         state = self._state  # bound once: a reset during a delay must not mix tests up
+        started = time.perf_counter()
+        try:
+            return await self._answer(request, state)
+        finally:
+            with state.lock:
+                state.handling.append(time.perf_counter() - started)
+
+    async def _answer(self, request: Request, state: _State) -> Response:
         if self.latency > 0:
             await asyncio.sleep(self.latency)
         body = (await request.body()).decode("utf-8", "replace")
