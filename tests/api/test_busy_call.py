@@ -187,38 +187,22 @@ def test_the_sweep_goes_on_past_a_busy_call(make_line, services) -> None:
 def test_a_webhook_on_a_busy_call_is_answered_and_its_decision_kept(
     platform: Platform, client: TestClient, services
 ) -> None:
-    """The platform waits on our TwiML, not on the recording: a busy call is no 503."""
+    """The platform waits on our TwiML, not on the recording: a busy call is no 503. The
+    IVR tries the call's lock without waiting: held in this process or (PostgreSQL) by
+    another server, the caller's choice is made and answered all the same, and the start
+    is left to the holder and the sweep."""
     services.reconciler.locks.timeout = 0.2
-    call_sid = new_call_sid()
-    assert "<Gather" in platform.voice(call_sid, MAIN_NUMBER).text
-    with held(services, call_sid):
-        queued = platform.ivr(call_sid, 1, "1")  # Contact Harlow: queued, to be recorded
-        assert queued.status_code == 200 and "<Enqueue" in queued.text
-        with services.sessions() as session:
-            call = session.get(Call, call_sid)
-            assert (call.desired, call.recording) == ("recording", "off")
-    services.reconciler.sweep()
-    assert [r.status.value for r in platform.simulator.recordings(call_sid)] == ["in-progress"]
-
-
-def test_a_webhook_on_a_call_busy_in_another_process_is_answered_at_once(
-    platform: Platform, client: TestClient, services
-) -> None:
-    """The IVR tries the call's lock without waiting before its transaction: held by
-    another server (PostgreSQL), the caller's choice is made and answered all the same,
-    and the start is left to the holder and the sweep."""
-    _postgres_only(services)
-    services.reconciler.locks.timeout = 0.2
-    call_sid = new_call_sid()
-    assert "<Gather" in platform.voice(call_sid, MAIN_NUMBER).text
-    with held_elsewhere(services, call_sid):
-        queued = platform.ivr(call_sid, 1, "1")
-        assert queued.status_code == 200 and "<Enqueue" in queued.text
-        with services.sessions() as session:
-            call = session.get(Call, call_sid)
-            assert (call.desired, call.recording) == ("recording", "off")
-    services.reconciler.sweep()
-    assert [r.status.value for r in platform.simulator.recordings(call_sid)] == ["in-progress"]
+    for holder in holders(services):
+        call_sid = new_call_sid()
+        assert "<Gather" in platform.voice(call_sid, MAIN_NUMBER).text
+        with holder(services, call_sid):
+            queued = platform.ivr(call_sid, 1, "1")  # Contact Harlow: queued, to be recorded
+            assert queued.status_code == 200 and "<Enqueue" in queued.text
+            with services.sessions() as session:
+                call = session.get(Call, call_sid)
+                assert (call.desired, call.recording) == ("recording", "off")
+        services.reconciler.sweep()
+        assert [r.status.value for r in platform.simulator.recordings(call_sid)] == ["in-progress"]
 
 
 def test_the_ivr_plans_its_start_in_its_own_transaction(
