@@ -112,7 +112,8 @@ class _State:
     violations: list[Violation] = field(default_factory=list)
     injections: list[_Injection] = field(default_factory=list)
     media_ranges: list[str | None] = field(default_factory=list)  # each media GET's Range
-    handling: list[float] = field(default_factory=list)  # seconds each answer took, in order
+    # (method, path, seconds) of each answer, in the order given
+    handling: list[tuple[str, str, float]] = field(default_factory=list)
     expect_all: bool = False
     expected_codes: set[int] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -182,11 +183,15 @@ class FakeTwilioServer:
         return self._state.requests
 
     @property
-    def handling_seconds(self) -> list[float]:
-        """How long the fake took over each request it has answered, latency included, in
-        the order it answered them: the platform's own time, which a benchmark of
+    def handling(self) -> list[tuple[str, str, float]]:
+        """(method, path, seconds) of each request the fake has answered, in the order it
+        answered them, latency included: the platform's own time, which a benchmark of
         callguard's own time takes off its round trips."""
         return self._state.handling
+
+    @property
+    def handling_seconds(self) -> list[float]:
+        return [seconds for *_, seconds in self._state.handling]
 
     @property
     def media_ranges(self) -> list[str | None]:
@@ -263,8 +268,9 @@ class FakeTwilioServer:
         try:
             return await self._answer(request, state)
         finally:
+            took = time.perf_counter() - started
             with state.lock:
-                state.handling.append(time.perf_counter() - started)
+                state.handling.append((request.method, request.url.path, took))
 
     async def _answer(self, request: Request, state: _State) -> Response:
         if self.latency > 0:
