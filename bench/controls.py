@@ -256,12 +256,12 @@ class Agent:
             raise RoundError(f"after the IVR the fake has recordings {recordings}")
 
         self.client.ready()  # an idle connection is reopened outside the clock
-        before, answered = len(fake.requests), len(fake.handling_seconds)
+        before, answered = len(fake.requests), len(fake.handling)
         start = time.perf_counter()
         status, body = self.control(call_sid, "start")
         took = time.perf_counter() - start
         twilio_requests = len(fake.requests) - before
-        platform = sum(fake.handling_seconds[answered:])
+        platform = sum(seconds for *_, seconds in fake.handling[answered:])
         if status != 200 or _json(body).get("confirmed") is not True:
             raise RoundError(f"payment/start: HTTP {status}: {body[:200]!r}")
 

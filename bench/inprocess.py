@@ -274,10 +274,13 @@ def handler_rows(services: Services, counted: list[int]) -> tuple[list[Row], dic
     return rows, statements
 
 
-def ivr_row(services: Services, counted: list[int], commits: list[int]) -> Row:
+def ivr_row(
+    services: Services, counted: list[int], commits: list[int]
+) -> tuple[Row, dict[str, float]]:
     """menu_answered (digit 1) on calls that have just arrived (their voice webhooks run
-    before the clock starts); the statements and commits a request, in `statements`."""
+    before the clock starts); with the statements and commits a request of the last round."""
     render = webhooks.answers(services).render
+    counts: dict[str, float] = {}
 
     def run(n: int) -> float:
         arrived = [voice_form() for _ in range(n)]
@@ -294,13 +297,10 @@ def ivr_row(services: Services, counted: list[int], commits: list[int]) -> Row:
             if "<Enqueue>" not in reply.body:
                 raise RuntimeError(f"the IVR answered {reply.body[:200]!r}")
         took = (CLOCK() - started) / n
-        IVR_COUNTS[:] = [counted[0] / n, commits[0] / n]
+        counts.update(statements=counted[0] / n, commits=commits[0] / n)
         return took
 
-    return Row("CallEvents.menu_answered (IVR)", run)
-
-
-IVR_COUNTS: list[float] = [0.0, 0.0]  # statements, commits a request, of the last round
+    return Row("CallEvents.menu_answered (IVR)", run), counts
 
 
 def profile_handler(services: Services, n: int) -> None:
@@ -391,7 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             measure(whole, args.rounds, args.requests)
             handler, statements = handler_rows(services, counted)
             measure(handler, args.rounds, args.requests)
-            ivr = [ivr_row(services, counted, commits)]
+            ivr_only, ivr_counts = ivr_row(services, counted, commits)
+            ivr = [ivr_only]
             measure(ivr, args.rounds, args.requests)
             original = CallEvents.arrived
             CallEvents.arrived = _constant  # type: ignore[method-assign,assignment]
@@ -411,8 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {row.name}: {statements[row.name]:.1f} statements a webhook")
         print_rows("the IVR's handler alone (this thread), for comparison", ivr, None)
         print(
-            f"  {IVR_COUNTS[0]:.1f} statements and {IVR_COUNTS[1]:.1f} commits a webhook "
-            "(the voice handler: one commit)"
+            f"  {ivr_counts['statements']:.1f} statements and {ivr_counts['commits']:.1f} commits "
+            "a webhook (the voice handler: one commit)"
         )
         print_rows("the whole voice webhook", whole, None)
         rest = whole[0].ms - fixed[0].ms - handler[0].ms

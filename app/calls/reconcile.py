@@ -282,11 +282,15 @@ class Reconciler:
         another holds it, the change is made at once all the same — the fact is never kept
         waiting on a lock — and the call is reconciled after, as before."""
         with self.locks.attempt(call_sid) as held:
-            plan = Plan(actor, now=held)
-            result = change(plan)
-            if held and plan.actions:
+            if held:
+                plan = Plan(actor, now=True)
+                result = change(plan)
                 self._passes(call_sid, plan.actions, actor)
-        if plan.wanted and not held:
+                return result
+        # Not held: the attempt's connection (PostgreSQL) is given back before the change.
+        plan = Plan(actor, now=False)
+        result = change(plan)
+        if plan.wanted:
             if leave_if_busy:
                 self.reconcile_or_leave(call_sid, actor)
             else:

@@ -190,10 +190,6 @@ class FakeTwilioServer:
         return self._state.handling
 
     @property
-    def handling_seconds(self) -> list[float]:
-        return [seconds for *_, seconds in self._state.handling]
-
-    @property
     def media_ranges(self) -> list[str | None]:
         return self._state.media_ranges
 
